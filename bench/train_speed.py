@@ -1,0 +1,56 @@
+"""Seconds per CycleGAN training step (batch 2) for the default and the reference generator.
+
+    python bench/train_speed.py [--steps 10] [--reference-steps 3]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cyclegan.config import Config, ModelConfig  # noqa: E402
+from cyclegan.models import count_parameters  # noqa: E402
+from cyclegan.training import CycleGAN  # noqa: E402
+
+
+def seconds_per_step(cfg: Config, frames: int, steps: int, warmup: int = 2) -> tuple[float, int]:
+    model = CycleGAN(cfg, torch.device("cpu"))
+    shape = (cfg.train.batch_size, 1, cfg.spec.n_freq, frames)
+    a, b = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
+    for _ in range(warmup):  # oneDNN builds its kernels on the first calls
+        model.step(a, b)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        model.step(a, b)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2], count_parameters(model.gens.a2b)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--reference-steps", type=int, default=3)
+    args = p.parse_args()
+    cfg = Config()
+    ref = replace(cfg, model=ModelConfig(arch="resnet", ngf=64, n_blocks=9, upsample="transpose", ndf=64))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {cfg.train.batch_size}")
+    rows = [("default", cfg, cfg.train.crop_frames, args.steps), ("default", cfg, 256, args.steps),
+            ("reference 64f/9b", ref, 256, args.reference_steps)]
+    results = {}
+    for name, c, frames, n in rows:
+        s, params = seconds_per_step(c, frames, n)
+        results[(name, frames)] = s
+        print(f"{name:18s} {frames:4d} frames  {params / 1e6:6.2f} M params/generator  {s:7.3f} s/step  {1 / s:6.2f} it/s")
+    ratio = results[("reference 64f/9b", 256)] / results[("default", 256)]
+    print(f"speed-up of the default over the reference on 256x256 crops: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

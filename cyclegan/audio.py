@@ -1,0 +1,146 @@
+"""Audio in and out, and the spectrogram front end shared by training and serving.
+
+    file -> load -> waveform -> analyse -> (model input in [-1, 1], phase)
+    model output -> synthesise(phase) -> waveform -> save -> file
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+
+from .config import SpecConfig
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+MIN_RATE, MAX_RATE = 8_000, 192_000
+SILENCE_PEAK = 1e-4  # -80 dBFS: below this a clip carries nothing to translate
+
+
+class AudioError(ValueError):
+    """Input audio that cannot be used; the message is meant for the user."""
+
+
+def read(path: Path | str) -> tuple[np.ndarray, int]:
+    """Decode any file soundfile (libsndfile) knows, as (samples, channels) float32."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path.name}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path.name}: the file is empty")
+    try:
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's messages are cryptic; name the file instead
+        raise AudioError(f"{path.name}: not a readable audio file ({type(e).__name__})") from e
+    return wave, int(sr)
+
+
+def conform(wave: np.ndarray, sr: int, target_sr: int, max_channels: int | None = None) -> np.ndarray:
+    """Validate raw samples and bring them to mono float32 at `target_sr`.
+
+    Accepts (samples,) or (samples, channels) arrays of any numeric dtype.
+    """
+    wave = np.asarray(wave)
+    if wave.size == 0:
+        raise AudioError("the audio is empty")
+    if np.issubdtype(wave.dtype, np.integer):  # PCM as delivered by browsers/Gradio
+        wave = wave.astype(np.float32) / np.iinfo(wave.dtype).max
+    wave = wave.astype(np.float32, copy=False)
+    if wave.ndim == 2 and wave.shape[0] < wave.shape[1] and wave.shape[0] <= 8:
+        wave = wave.T  # (channels, samples) -> (samples, channels)
+    if wave.ndim > 2:
+        raise AudioError(f"expected a 1-D or 2-D array of samples, got shape {wave.shape}")
+    channels = 1 if wave.ndim == 1 else wave.shape[1]
+    if max_channels is not None and channels > max_channels:
+        raise AudioError(f"the audio has {channels} channels; only mono or stereo is supported")
+    if not MIN_RATE <= sr <= MAX_RATE:
+        raise AudioError(f"sample rate {sr} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz")
+    if not np.isfinite(wave).all():
+        raise AudioError("the audio contains NaN or infinite samples")
+    mono = wave if wave.ndim == 1 else wave.mean(axis=1)
+    if sr != target_sr:
+        mono = librosa.resample(mono, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def check_usable(wave: np.ndarray, sr: int, min_seconds: float) -> None:
+    if len(wave) < min_seconds * sr:
+        raise AudioError(f"the audio is {len(wave) / sr:.2f} s long; at least {min_seconds:g} s is needed")
+    if np.abs(wave).max() < SILENCE_PEAK:
+        raise AudioError("the audio is silent")
+
+
+def load(path: Path | str, sample_rate: int, max_channels: int | None = None) -> np.ndarray:
+    wave, sr = read(path)
+    try:
+        return conform(wave, sr, sample_rate, max_channels)
+    except AudioError as e:
+        raise AudioError(f"{Path(path).name}: {e}") from None
+
+
+def save(path: Path | str, wave: np.ndarray, sample_rate: int) -> None:
+    """16-bit PCM wav (or any format the extension names), clipped to full scale."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16" if path.suffix == ".wav" else None)
+
+
+# --- spectrogram ---------------------------------------------------------
+
+def _window(spec: SpecConfig) -> torch.Tensor:
+    return torch.hann_window(spec.n_fft)
+
+
+def stft(wave: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
+    """(..., samples) -> complex (..., n_freq, frames)."""
+    return torch.stft(wave, spec.n_fft, spec.hop_length, window=_window(spec), center=True, return_complex=True)
+
+
+def istft(spectrum: torch.Tensor, spec: SpecConfig, length: int) -> torch.Tensor:
+    return torch.istft(spectrum, spec.n_fft, spec.hop_length, window=_window(spec), center=True, length=length)
+
+
+def _full_scale(spec: SpecConfig) -> float:
+    # the STFT magnitude of a full-scale sine at the peak bin: 0 dB on our scale
+    return float(_window(spec).sum()) / 2
+
+
+def to_model(magnitude: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
+    """Linear magnitude -> log scale in [-1, 1] (the generator's tanh range)."""
+    floor = 10 ** (-spec.db_range / 20)
+    db = 20 * torch.log10((magnitude / _full_scale(spec)).clamp_min(floor))
+    return (db / (spec.db_range / 2) + 1).clamp(-1, 1)
+
+
+def from_model(x: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
+    db = (x.clamp(-1, 1) - 1) * (spec.db_range / 2)
+    return _full_scale(spec) * 10 ** (db / 20)
+
+
+def normalise(wave: np.ndarray) -> tuple[np.ndarray, float]:
+    """Peak-normalise so the model always sees the same level; returns the gain used."""
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    gain = 1.0 / peak if peak > SILENCE_PEAK else 1.0
+    return wave * gain, gain
+
+
+def analyse(wave: np.ndarray, spec: SpecConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveform -> (model input (n_freq, frames) in [-1, 1], phase angle)."""
+    wave, _ = normalise(wave)
+    spectrum = stft(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), spec)
+    return to_model(spectrum.abs(), spec), spectrum.angle()
+
+
+def synthesise(x: torch.Tensor, phase: torch.Tensor, spec: SpecConfig, length: int) -> np.ndarray:
+    """Model-scale magnitude + a phase -> waveform (the input's phase is reused)."""
+    spectrum = torch.polar(from_model(x, spec), phase)
+    return istft(spectrum, spec, length).numpy()
+
+
+def griffin_lim(x: torch.Tensor, spec: SpecConfig, length: int, n_iter: int = 64) -> np.ndarray:
+    """Phase recovered from the magnitude alone, for when the input phase does not fit."""
+    magnitude = from_model(x, spec).numpy()
+    return librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=spec.hop_length, n_fft=spec.n_fft,
+                              win_length=spec.n_fft, length=length, random_state=0)

@@ -1,0 +1,103 @@
+"""The one config object. Every STFT setting is written here and nowhere else.
+
+It is saved next to every checkpoint and every exported model, and whatever
+serves a model reads it back from there, so training and serving cannot
+disagree about how a spectrogram is made.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SpecConfig:
+    sample_rate: int = 25_000
+    n_fft: int = 511  # odd so that the one-sided spectrum has exactly 256 bins
+    # hop 128 = 4x overlap of the 511-sample Hann window: the overlap-add is
+    # (near) constant, so ISTFT with the input phase is transparent, and a
+    # 5 ms frame step keeps onsets sharp.
+    hop_length: int = 128
+    # Log-magnitude is mapped from [-db_range, 0] dB re full scale to [-1, 1],
+    # matching the generator's tanh output; quieter bins are clipped.
+    db_range: float = 100.0
+
+    @property
+    def n_freq(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def seconds_to_frames(self, seconds: float) -> int:
+        return int(round(seconds * self.sample_rate / self.hop_length))
+
+
+@dataclass
+class ModelConfig:
+    # "212": 2-D conv encoder, frequency folded into channels, 1-D residual
+    # bottleneck over time, 2-D decoder (CycleGAN-VC2's 2-1-2D layout) - the
+    # fast default.  "resnet": the original all-2-D CycleGAN generator, kept
+    # for comparison (use ngf=64, n_blocks=9 for the reference size).
+    arch: str = "212"
+    ngf: int = 16
+    n_down: int = 2
+    n_blocks: int = 6
+    bottleneck: int = 256  # channels of the 1-D bottleneck ("212" only)
+    # Nearest-neighbour up-sampling + conv avoids transposed-conv checkerboards.
+    upsample: str = "nearest"  # or "transpose"
+    ndf: int = 16
+    d_layers: int = 3  # 3 strided layers + 2 = the 70x70 PatchGAN
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20_000
+    batch_size: int = 2
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay: bool = True  # linear decay to 0 over the second half
+    crop_frames: int = 128
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 5.0  # half the cycle weight, as in CycleGAN
+    pool_size: int = 50
+    val_files: int = 50
+    val_fraction: float = 0.08
+    val_every: int = 500
+    save_every: int = 500
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    spec: SpecConfig = field(default_factory=SpecConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name_a: str = "piano"
+    name_b: str = "guitar"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        def build(kind, values):
+            known = {f.name for f in fields(kind)}
+            return kind(**{k: v for k, v in values.items() if k in known})
+
+        return cls(
+            spec=build(SpecConfig, d.get("spec", {})),
+            model=build(ModelConfig, d.get("model", {})),
+            train=build(TrainConfig, d.get("train", {})),
+            name_a=d.get("name_a", "a"),
+            name_b=d.get("name_b", "b"),
+        )
+
+    def save(self, path: Path) -> None:
+        from .store import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text()))

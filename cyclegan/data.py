@@ -1,0 +1,122 @@
+"""Audio folders as domains: the validation split, an on-disk spectrogram cache, random crops."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import audio
+from .config import SpecConfig, TrainConfig
+
+
+class DataError(ValueError):
+    """A domain folder that cannot be trained on; the message says what to fix."""
+
+
+def list_audio(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p.is_file())
+    if not files:
+        raise DataError(f"{folder}: no audio files ({', '.join(audio.AUDIO_EXTENSIONS)}) found below this folder")
+    return files
+
+
+def split(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """A fixed, seeded hold-out: min(val_files, val_fraction of the folder), at least one file."""
+    if len(files) < 2:
+        raise DataError(f"{files[0].parent}: need at least 2 audio files (one is held out for validation)")
+    order = list(files)
+    random.Random(cfg.seed).shuffle(order)
+    n_val = max(1, min(cfg.val_files, round(cfg.val_fraction * len(files))))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _cache_key(path: Path, spec: SpecConfig) -> str:
+    st = path.stat()
+    ident = json.dumps([str(path.resolve()), st.st_mtime_ns, st.st_size, asdict(spec)])
+    return hashlib.sha1(ident.encode()).hexdigest()
+
+
+def spectrogram(path: Path, spec: SpecConfig, cache_dir: Path | None) -> np.ndarray:
+    """Model-scale log-magnitude (n_freq, frames) as float16, decoded once and then memory-mapped."""
+    cached = Path(cache_dir) / f"{_cache_key(path, spec)}.npy" if cache_dir else None
+    if cached is not None and cached.exists():
+        return np.load(cached, mmap_mode="r")
+    x, _ = audio.analyse(audio.load(path, spec.sample_rate), spec)
+    arr = x.numpy().astype(np.float16)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, cached)  # never a half-written cache entry
+    return arr
+
+
+@dataclass
+class Domain:
+    name: str
+    folder: Path
+    train: list[np.ndarray] = field(default_factory=list)
+    val: list[np.ndarray] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def _load_many(paths: list[Path], spec: SpecConfig, cache_dir: Path | None, min_frames: int,
+               skipped: dict[str, int], desc: str) -> list[np.ndarray]:
+    out = []
+    for p in tqdm(paths, desc=desc, leave=False, disable=len(paths) < 50):
+        try:
+            x = spectrogram(p, spec, cache_dir)
+        except audio.AudioError as e:
+            warnings.warn(f"skipping {p}: {e}", stacklevel=2)
+            skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            continue
+        if x.shape[1] < min_frames:
+            warnings.warn(f"skipping {p}: {x.shape[1]} frames, shorter than one crop ({min_frames})", stacklevel=2)
+            skipped["too short"] = skipped.get("too short", 0) + 1
+            continue
+        out.append(x)
+    return out
+
+
+def load_domain(folder: Path, name: str, spec: SpecConfig, cfg: TrainConfig, cache_dir: Path | None,
+                rank: int = 0, world: int = 1) -> Domain:
+    """Each rank trains on its own share of the training files (DistributedSampler-style)."""
+    train_files, val_files = split(list_audio(folder), cfg)
+    dom = Domain(name, Path(folder))
+    dom.train = _load_many(train_files[rank::world], spec, cache_dir, cfg.crop_frames, dom.skipped, name)
+    dom.val = _load_many(val_files, spec, cache_dir, 1, dom.skipped, f"{name} (val)")
+    if dom.skipped:
+        print(f"{name}: skipped {sum(dom.skipped.values())} file(s): {dom.skipped}")
+    if not dom.train:
+        raise DataError(f"{folder}: no readable audio file of at least {cfg.crop_frames} frames "
+                        f"({cfg.crop_frames * spec.hop_length / spec.sample_rate:.2f} s) to train on")
+    return dom
+
+
+class CropSampler:
+    """Random fixed-length crops, files weighted by their number of crop positions."""
+
+    def __init__(self, specs: list[np.ndarray], crop: int, seed: int):
+        self.specs, self.crop = specs, crop
+        self.weights = torch.tensor([s.shape[1] - crop + 1 for s in specs], dtype=torch.float64)
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def sample(self, batch: int) -> torch.Tensor:
+        idx = torch.multinomial(self.weights, batch, replacement=True, generator=self.rng)
+        crops = []
+        for i in idx.tolist():
+            start = int(torch.randint(int(self.weights[i]), (), generator=self.rng))
+            crops.append(torch.from_numpy(np.asarray(self.specs[i][:, start:start + self.crop], dtype=np.float32)))
+        return torch.stack(crops)[:, None]

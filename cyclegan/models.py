@@ -1,0 +1,120 @@
+"""Generators and PatchGAN discriminators on (batch, 1, freq, frames) log-magnitudes."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+
+def _norm2d(ch: int) -> nn.Module:
+    return nn.InstanceNorm2d(ch, affine=True)
+
+
+def _conv_block(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k // 2, padding_mode="reflect"),
+                         _norm2d(cout), nn.ReLU(inplace=True))
+
+
+def _up_block(cin: int, cout: int, mode: str) -> nn.Sequential:
+    if mode == "transpose":
+        up = nn.ConvTranspose2d(cin, cout, 3, 2, padding=1, output_padding=1)
+    else:
+        up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                           nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"))
+    return nn.Sequential(up, _norm2d(cout), nn.ReLU(inplace=True))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int, dims: int):
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        norm = nn.InstanceNorm1d if dims == 1 else nn.InstanceNorm2d
+        self.body = nn.Sequential(conv(ch, ch, 3, padding=1, padding_mode="reflect"), norm(ch, affine=True),
+                                  nn.ReLU(inplace=True),
+                                  conv(ch, ch, 3, padding=1, padding_mode="reflect"), norm(ch, affine=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Bottleneck1d(nn.Module):
+    """Fold frequency into channels and run residual blocks along time only.
+
+    Timbre is a pattern across the whole spectrum, so a 1-D conv that sees every
+    bin at once gets a full-band receptive field at a fraction of a 2-D conv's cost.
+    """
+
+    def __init__(self, ch: int, freq: int, width: int, n_blocks: int):
+        super().__init__()
+        self.inp = nn.Sequential(nn.Conv1d(ch * freq, width, 1), nn.InstanceNorm1d(width, affine=True))
+        self.blocks = nn.Sequential(*[ResBlock(width, dims=1) for _ in range(n_blocks)])
+        self.out = nn.Sequential(nn.Conv1d(width, ch * freq, 1), nn.InstanceNorm1d(ch * freq, affine=True),
+                                 nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, t = x.shape
+        y = self.out(self.blocks(self.inp(x.reshape(b, c * f, t))))
+        return y.reshape(b, c, f, t)
+
+
+class Generator(nn.Module):
+    """Strided-conv encoder, residual bottleneck, up-sampling decoder, tanh output."""
+
+    def __init__(self, cfg: ModelConfig, n_freq: int):
+        super().__init__()
+        self.factor = 2 ** cfg.n_down
+        if n_freq % self.factor:
+            raise ValueError(f"n_freq={n_freq} must be divisible by 2**n_down={self.factor}")
+        chs = [cfg.ngf * 2 ** i for i in range(cfg.n_down + 1)]
+        enc = [_conv_block(1, chs[0], 7)] + [_conv_block(chs[i], chs[i + 1], 3, 2) for i in range(cfg.n_down)]
+        if cfg.arch == "212":
+            mid: nn.Module = Bottleneck1d(chs[-1], n_freq // self.factor, cfg.bottleneck, cfg.n_blocks)
+        elif cfg.arch == "resnet":
+            mid = nn.Sequential(*[ResBlock(chs[-1], dims=2) for _ in range(cfg.n_blocks)])
+        else:
+            raise ValueError(f"unknown generator arch {cfg.arch!r} (use '212' or 'resnet')")
+        dec = [_up_block(chs[i + 1], chs[i], cfg.upsample) for i in reversed(range(cfg.n_down))]
+        head = nn.Conv2d(chs[0], 1, 7, padding=3, padding_mode="reflect")
+        self.net = nn.Sequential(*enc, mid, *dec, head, nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Any number of frames: pad time to a multiple of the down-sampling factor, crop back."""
+        frames = x.shape[-1]
+        pad = -frames % self.factor
+        if pad:  # replicate works for any length (reflect needs pad < frames)
+            x = F.pad(x, (0, pad, 0, 0), mode="replicate")
+        return self.net(x)[..., :frames]
+
+
+class Discriminator(nn.Module):
+    """PatchGAN: C64-C128-C256 (stride 2), C512 (stride 1), 1-channel map; 70x70 receptive field at 3 layers."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, cfg.ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        ch = cfg.ndf
+        for i in range(1, cfg.d_layers + 1):
+            nxt = cfg.ndf * 2 ** min(i, 3)
+            stride = 2 if i < cfg.d_layers else 1
+            layers += [nn.Conv2d(ch, nxt, 4, stride, 1), nn.InstanceNorm2d(nxt, affine=True), nn.LeakyReLU(0.2, True)]
+            ch = nxt
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, 0.02) convolutions, as in pix2pix/CycleGAN."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,201 @@
+"""The CycleGAN objective and one optimisation step, with everything a checkpoint must hold."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import Config
+from .models import Discriminator, Generator, init_weights
+from .store import load_tree, save_tree
+
+
+class HistoryPool:
+    """Shrivastava et al.'s buffer of earlier fakes: the discriminator sees half old, half new.
+
+    Its own RNG makes the draw reproducible and part of the checkpoint.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.items: list[torch.Tensor] = []
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def query(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for item in batch.detach():
+            if len(self.items) < self.size:
+                self.items.append(item.clone())
+                out.append(item)
+            elif torch.rand((), generator=self.rng) < 0.5:
+                i = int(torch.randint(len(self.items), (), generator=self.rng))
+                out.append(self.items[i].to(item.device))
+                self.items[i] = item.clone()
+            else:
+                out.append(item)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"items": [t.cpu() for t in self.items], "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.items = [t.to(device) for t in state["items"]]
+        self.rng.set_state(state["rng"])
+
+
+class Generators(nn.Module):
+    """Both generators behind one forward, so DDP sees a single forward/backward per step."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.a2b = Generator(cfg.model, cfg.spec.n_freq)
+        self.b2a = Generator(cfg.model, cfg.spec.n_freq)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, identity: bool = True) -> dict[str, torch.Tensor]:
+        n = a.shape[0]
+        # batching real and identity inputs halves the number of (overhead-bound) calls on CPU
+        ab = self.a2b(torch.cat([a, b]) if identity else a)
+        ba = self.b2a(torch.cat([b, a]) if identity else b)
+        out = {"fake_b": ab[:n], "fake_a": ba[:n]}
+        if identity:
+            out.update(idt_b=ab[n:], idt_a=ba[n:])
+        out["rec_a"] = self.b2a(out["fake_b"])
+        out["rec_b"] = self.a2b(out["fake_a"])
+        return out
+
+
+class Discriminators(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.a = Discriminator(cfg.model)
+        self.b = Discriminator(cfg.model)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.a(a), self.b(b)
+
+
+def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(pred, torch.full_like(pred, target))
+
+
+@dataclass
+class StepResult:
+    losses: dict[str, float]
+    fakes: dict[str, torch.Tensor]
+
+
+class CycleGAN:
+    """Models, optimisers and pools; `step` is one generator update then one discriminator update."""
+
+    def __init__(self, cfg: Config, device: torch.device, rank: int = 0, ddp: bool = False):
+        self.cfg, self.device = cfg, device
+        torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+        self.gens, self.discs = Generators(cfg).to(device), Discriminators(cfg).to(device)
+        init_weights(self.gens), init_weights(self.discs)
+        if device.type == "cuda":
+            self.gens.to(memory_format=torch.channels_last)
+            self.discs.to(memory_format=torch.channels_last)
+        t = cfg.train
+        betas = (t.beta1, t.beta2)
+        self.opt_g = torch.optim.Adam(self.gens.parameters(), t.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discs.parameters(), t.lr, betas=betas)
+        self.pools = {k: HistoryPool(t.pool_size, t.seed * 1000 + rank * 2 + i) for i, k in enumerate("ab")}
+        self.step_count = 0
+        self.g_train: nn.Module = self.gens
+        self.d_train: nn.Module = self.discs
+        if ddp:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.g_train, self.d_train = DDP(self.gens, device_ids=ids), DDP(self.discs, device_ids=ids)
+        use_amp = device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.amp = use_amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
+
+    def compile(self) -> None:
+        self.g_train = torch.compile(self.g_train)
+        self.d_train = torch.compile(self.d_train)
+
+    def lr_at(self, step: int) -> float:
+        t = self.cfg.train
+        if not t.lr_decay or step < t.steps // 2:
+            return t.lr
+        return t.lr * max(0.0, 1 - (step - t.steps // 2) / max(1, t.steps - t.steps // 2))
+
+    def _autocast(self):
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def step(self, a: torch.Tensor, b: torch.Tensor) -> StepResult:
+        t = self.cfg.train
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = self.lr_at(self.step_count)
+        identity = t.lambda_identity > 0
+        self.discs.requires_grad_(False)  # the generator step must not move the discriminators
+        with self._autocast():
+            out = self.g_train(a, b, identity)
+            pred_a, pred_b = self.discs(out["fake_a"], out["fake_b"])
+            adv = _lsgan(pred_a, 1.0) + _lsgan(pred_b, 1.0)
+            cyc = F.l1_loss(out["rec_a"], a) + F.l1_loss(out["rec_b"], b)
+            idt = F.l1_loss(out["idt_a"], a) + F.l1_loss(out["idt_b"], b) if identity else adv.new_zeros(())
+            loss_g = adv + t.lambda_cycle * cyc + t.lambda_identity * idt
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.discs.requires_grad_(True)
+
+        n = a.shape[0]
+        fake_a = self.pools["a"].query(out["fake_a"].detach())
+        fake_b = self.pools["b"].query(out["fake_b"].detach())
+        with self._autocast():
+            pa, pb = self.d_train(torch.cat([a, fake_a]), torch.cat([b, fake_b]))
+            # halved, so the discriminators learn slower than the generators
+            loss_d = 0.5 * (_lsgan(pa[:n], 1.0) + _lsgan(pa[n:], 0.0) + _lsgan(pb[:n], 1.0) + _lsgan(pb[n:], 0.0))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        self.step_count += 1
+        losses = {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item(), "d": loss_d.item()}
+        return StepResult(losses, {k: v.detach() for k, v in out.items()})
+
+    # --- checkpoints -------------------------------------------------------------
+
+    def state_dict(self, extra_rng: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(), "step": self.step_count,
+            "gens": self.gens.state_dict(), "discs": self.discs.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "rng": {"torch": torch.get_rng_state(), **extra_rng},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+        self.gens.load_state_dict(state["gens"])
+        self.discs.load_state_dict(state["discs"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        for k, p in self.pools.items():
+            p.load_state_dict(state["pools"][k], self.device)
+        self.step_count = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        return state["rng"]
+
+    def save(self, path: Path, extra_rng: dict[str, torch.Tensor]) -> None:
+        save_tree(path, self.state_dict(extra_rng))
+
+    def load(self, path: Path) -> dict[str, torch.Tensor]:
+        return self.load_state_dict(load_tree(path))

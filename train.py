@@ -1,0 +1,115 @@
+"""Train an unpaired instrument-to-instrument CycleGAN.
+
+    python train.py                                   # piano <-> guitar on the built-in corpus
+    python train.py --domain-a DIR --domain-b DIR     # any two folders of audio
+    torchrun --nproc_per_node=2 train.py ...          # several processes / GPUs (DDP)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from cyclegan.config import Config, ModelConfig, TrainConfig
+
+DEFAULT_CORPUS = Path("data/corpus")
+# used with pretty_midi's TimGM6mb when present (Debian: apt-get install fluid-soundfont-gm)
+SYSTEM_SOUNDFONTS = [Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")]
+
+# flag -> (config section, field, help); defaults come from the dataclasses
+TUNABLE = {
+    "steps": ("train", "total optimisation steps (a resumed run stops at the same total)"),
+    "batch_size": ("train", "clips per step and domain"),
+    "lr": ("train", "Adam learning rate"),
+    "crop_frames": ("train", "time frames per training crop"),
+    "lambda_cycle": ("train", "weight of the two cycle-consistency losses"),
+    "lambda_identity": ("train", "weight of the identity losses (0 turns them off)"),
+    "pool_size": ("train", "fakes kept in each history pool"),
+    "seed": ("train", "seed for initialisation, the validation split and sampling"),
+    "val_every": ("train", "validate (metrics, PNG grid) every N steps"),
+    "save_every": ("train", "write a checkpoint every N steps"),
+    "val_files": ("train", "at most this many held-out files per domain"),
+    "arch": ("model", "generator: '212' (fast 2-1-2D) or 'resnet' (original 2-D CycleGAN)"),
+    "ngf": ("model", "generator filters in the first layer"),
+    "n_blocks": ("model", "residual blocks in the bottleneck"),
+    "n_down": ("model", "stride-2 down-sampling layers"),
+    "bottleneck": ("model", "channels of the 1-D bottleneck (arch 212)"),
+    "upsample": ("model", "decoder up-sampling: 'nearest' (+conv) or 'transpose'"),
+    "ndf": ("model", "discriminator filters in the first layer"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--domain-a", type=Path, help="folder of domain A audio (default: the built-in corpus's piano)")
+    data.add_argument("--domain-b", type=Path, help="folder of domain B audio (default: the built-in corpus's guitar)")
+    data.add_argument("--name-a", help="name of domain A (default: the folder's name)")
+    data.add_argument("--name-b", help="name of domain B (default: the folder's name)")
+    data.add_argument("--corpus-minutes", type=float, default=40.0, help="minutes per instrument of the built-in corpus")
+    data.add_argument("--soundfont", type=Path, action="append", default=[],
+                      help="extra General-MIDI SoundFont for the built-in corpus (repeatable)")
+    data.add_argument("--cache-dir", type=Path, default=Path("data/spec-cache"), help="spectrogram cache")
+    hp = p.add_argument_group("model and schedule")
+    defaults = {**{f.name: f.default for f in fields(TrainConfig)}, **{f.name: f.default for f in fields(ModelConfig)}}
+    for name, (_, text) in TUNABLE.items():
+        d = defaults[name]
+        hp.add_argument("--" + name.replace("_", "-"), type=type(d), default=None, help=f"{text} (default {d})")
+    hp.add_argument("--no-lr-decay", action="store_true", help="keep the learning rate constant")
+    run = p.add_argument_group("run")
+    run.add_argument("--out", type=Path, default=Path("runs/piano_guitar"), help="checkpoints, logs and samples")
+    run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--compile", action="store_true", help="torch.compile the models")
+    run.add_argument("--export", metavar="NAME", help="at the end, write weights/NAME/ for the app and CLI")
+    run.add_argument("--weights-root", type=Path, default=Path("weights"), help="where --export writes")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = Config(name_a=args.name_a or args.domain_a.name, name_b=args.name_b or args.domain_b.name)
+    for name, (section, _) in TUNABLE.items():
+        value = getattr(args, name)
+        if value is not None:
+            setattr(getattr(cfg, section), name, value)
+    if args.no_lr_decay:
+        cfg.train.lr_decay = False
+    return cfg
+
+
+def default_corpus(args: argparse.Namespace) -> None:
+    """No folders given: render (once) and use the built-in piano/guitar corpus."""
+    try:
+        from cyclegan.corpus import CorpusError, ensure_corpus
+    except ImportError as e:
+        sys.exit(f"the built-in corpus is unavailable ({e}); pass --domain-a DIR --domain-b DIR")
+    try:
+        root = ensure_corpus(DEFAULT_CORPUS, minutes=args.corpus_minutes,
+                             soundfonts=[p for p in SYSTEM_SOUNDFONTS if p.is_file()] + list(args.soundfont))
+    except CorpusError as e:
+        sys.exit(f"error: {e}")
+    args.domain_a, args.domain_b = root / "piano", root / "guitar"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if (args.domain_a is None) != (args.domain_b is None):
+        sys.exit("error: pass both --domain-a and --domain-b, or neither (to train on the built-in corpus)")
+    if args.domain_a is None:
+        default_corpus(args)
+    from cyclegan.data import DataError
+    from cyclegan.fit import RunOptions, fit
+
+    opts = RunOptions(args.domain_a, args.domain_b, args.out, args.device, args.resume, args.export,
+                      args.weights_root, args.cache_dir, args.compile)
+    try:
+        fit(build_config(args), opts)
+    except DataError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"stopped; continue with the same command and --resume (checkpoint in {args.out})")
+
+
+if __name__ == "__main__":
+    main()
