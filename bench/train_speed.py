@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--reference-steps", type=int, default=3)
     args = p.parse_args()
     cfg = Config()
-    ref = replace(cfg, model=ModelConfig(arch="resnet", ngf=64, n_blocks=9, upsample="transpose", ndf=64))
+    ref = replace(cfg, model=ModelConfig(arch="resnet", ngf=64, n_blocks=9, upsample="transpose", ndf=64, skip=False))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {cfg.train.batch_size}")
     rows = [("default", cfg, cfg.train.crop_frames, args.steps), ("default", cfg, 256, args.steps),
             ("reference 64f/9b", ref, 256, args.reference_steps)]

@@ -39,12 +39,16 @@ class ModelConfig:
     # fast default.  "resnet": the original all-2-D CycleGAN generator, kept
     # for comparison (use ngf=64, n_blocks=9 for the reference size).
     arch: str = "212"
-    ngf: int = 16
+    ngf: int = 8
     n_down: int = 2
     n_blocks: int = 6
-    bottleneck: int = 256  # channels of the 1-D bottleneck ("212" only)
+    bottleneck: int = 192  # channels of the 1-D bottleneck ("212" only)
     # Nearest-neighbour up-sampling + conv avoids transposed-conv checkerboards.
     upsample: str = "nearest"  # or "transpose"
+    # Add the input to the generator's output before the tanh: the generator then starts
+    # as the identity and only has to learn the timbre change, and the notes (fine harmonic
+    # detail) need not squeeze through the bottleneck.  False = the report's plain generator.
+    skip: bool = True
     ndf: int = 16
     d_layers: int = 3  # 3 strided layers + 2 = the 70x70 PatchGAN
 
@@ -57,7 +61,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay: bool = True  # linear decay to 0 over the second half
-    crop_frames: int = 128
+    crop_frames: int = 64  # 0.33 s: timbre is local, and short crops keep a CPU step cheap
     lambda_cycle: float = 10.0
     lambda_identity: float = 5.0  # half the cycle weight, as in CycleGAN
     pool_size: int = 50

@@ -77,7 +77,8 @@ class Generator(nn.Module):
             raise ValueError(f"unknown generator arch {cfg.arch!r} (use '212' or 'resnet')")
         dec = [_up_block(chs[i + 1], chs[i], cfg.upsample) for i in reversed(range(cfg.n_down))]
         head = nn.Conv2d(chs[0], 1, 7, padding=3, padding_mode="reflect")
-        self.net = nn.Sequential(*enc, mid, *dec, head, nn.Tanh())
+        self.net = nn.Sequential(*enc, mid, *dec, head)
+        self.skip = cfg.skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Any number of frames: pad time to a multiple of the down-sampling factor, crop back."""
@@ -85,7 +86,10 @@ class Generator(nn.Module):
         pad = -frames % self.factor
         if pad:  # replicate works for any length (reflect needs pad < frames)
             x = F.pad(x, (0, pad, 0, 0), mode="replicate")
-        return self.net(x)[..., :frames]
+        h = self.net(x)[..., :frames]
+        if self.skip:  # learn a change to the input (in tanh-logit space), not the whole spectrogram
+            h = h + torch.atanh(x[..., :frames].clamp(-0.999, 0.999))
+        return torch.tanh(h)
 
 
 class Discriminator(nn.Module):

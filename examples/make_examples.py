@@ -1,0 +1,43 @@
+"""Regenerate the example clips: python examples/make_examples.py [--out examples]
+
+piano_k.ogg and guitar_k.ogg play the same notes (like the paired test set) so the
+timbre difference is easy to hear; they carry the same light augmentation as training clips.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+from cyclegan import corpus  # noqa: E402
+
+SAMPLE_RATE, SECONDS = 25000, 4.0
+# (material seed, piano program, guitar program): every piano preset; clean, jazz, distortion guitar
+CLIPS = ((6, 0, 27), (2, 1, 26), (15, 2, 30))  # a two-voice phrase, an arpeggio, chords
+
+
+def make_examples(out: Path) -> list[Path]:
+    r = corpus.Renderer(corpus.resolve_soundfonts(), SAMPLE_RATE)
+    font = next(iter(r.synths))  # the bundled TimGM6mb.sf2, so anyone gets the same files
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k, (seed, *programs) in enumerate(CLIPS, 1):
+        notes = corpus.make_notes(np.random.default_rng(seed), *corpus.RANGES["guitar"], SECONDS)
+        for domain, program in zip(("piano", "guitar"), programs):
+            audio = r.render(font, r.program(font, domain, program), notes, SECONDS)
+            audio, _ = corpus.augment(audio, np.random.default_rng([seed, program]), SAMPLE_RATE)
+            path = out / f"{domain}_{k}.ogg"
+            sf.write(path, audio, SAMPLE_RATE, format="OGG", subtype="VORBIS")
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    for p in make_examples(ap.parse_args().out):
+        print(f"{p}  {p.stat().st_size // 1024} KB")
