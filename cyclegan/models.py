@@ -81,9 +81,12 @@ class Generator(nn.Module):
         self.skip = cfg.skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Any number of frames: pad time to a multiple of the down-sampling factor, crop back."""
+        """Any number of frames: pad time to a multiple of the down-sampling factor, crop back.
+
+        At least two bottleneck frames, so instance norm and reflection padding are defined.
+        """
         frames = x.shape[-1]
-        pad = -frames % self.factor
+        pad = max(-frames % self.factor, 2 * self.factor - frames)
         if pad:  # replicate works for any length (reflect needs pad < frames)
             x = F.pad(x, (0, pad, 0, 0), mode="replicate")
         h = self.net(x)[..., :frames]

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from cyclegan import audio
+from cyclegan.config import SpecConfig
+
+SPEC = SpecConfig()
+
+
+def music(seconds: float = 2.0, sr: int = SPEC.sample_rate) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(0)
+    x = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) * np.exp(-k * t) for f, k in ((220, 1), (330, 2), (1250, 4)))
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref ** 2) / np.sum((ref - est) ** 2)))
+
+
+def test_spectrogram_has_256_bins_and_the_config_hop():
+    x, phase = audio.analyse(music(1.0), SPEC)
+    assert x.shape == phase.shape == (256, 1 + SPEC.sample_rate // SPEC.hop_length)
+    assert x.min() >= -1 and x.max() <= 1 and x.max() > 0.7  # peak-normalised: the loudest partial is near 0 dB
+
+
+def test_round_trip_with_input_phase_is_transparent():
+    wave = music()
+    x, phase = audio.analyse(wave, SPEC)
+    back = audio.synthesise(x, phase, SPEC, len(wave))
+    normalised, gain = audio.normalise(wave)
+    assert gain == pytest.approx(1 / np.abs(wave).max())
+    assert snr_db(normalised, back) > 40
+
+
+def test_log_scale_inverts_within_range():
+    mag = torch.tensor([2e-3, 0.1, 1.0, 50.0, 127.0])
+    assert torch.allclose(audio.from_model(audio.to_model(mag, SPEC), SPEC), mag, rtol=1e-4)
+    assert audio.to_model(torch.tensor([0.0]), SPEC).item() == -1.0
+
+
+def test_griffin_lim_gives_the_asked_length():
+    wave = music(1.0)
+    x, _ = audio.analyse(wave, SPEC)
+    out = audio.griffin_lim(x, SPEC, len(wave), n_iter=4)
+    assert out.shape == wave.shape and np.isfinite(out).all()
+
+
+def test_conform_downmixes_and_resamples():
+    stereo = np.stack([music(1.0, 44_100), np.zeros(44_100, np.float32)], axis=1)
+    mono = audio.conform(stereo, 44_100, SPEC.sample_rate)
+    assert mono.dtype == np.float32 and len(mono) == SPEC.sample_rate
+    pcm = (music(0.5, 8_000) * 32767).astype(np.int16)
+    assert np.abs(audio.conform(pcm, 8_000, SPEC.sample_rate)).max() == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize("wave, sr, message", [
+    (np.zeros(0, np.float32), 25_000, "empty"),
+    (np.full(1000, np.nan, np.float32), 25_000, "NaN"),
+    (np.zeros((1000, 3), np.float32), 25_000, "3 channels"),
+    (np.zeros(1000, np.float32), 4_000, "sample rate 4000"),
+    (np.zeros(1000, np.float32), 400_000, "sample rate 400000"),
+])
+def test_conform_rejects_bad_input(wave, sr, message):
+    with pytest.raises(audio.AudioError, match=message):
+        audio.conform(wave, sr, SPEC.sample_rate, max_channels=2)
+
+
+def test_check_usable_rejects_silence_and_short_clips():
+    with pytest.raises(audio.AudioError, match="silent"):
+        audio.check_usable(np.zeros(25_000, np.float32), 25_000, 0.25)
+    with pytest.raises(audio.AudioError, match="0.10 s long"):
+        audio.check_usable(music(0.1), 25_000, 0.25)
+
+
+def test_load_reports_unreadable_files_by_name(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("not audio at all")
+    with pytest.raises(audio.AudioError, match="empty.wav: the file is empty"):
+        audio.load(tmp_path / "empty.wav", 25_000)
+    with pytest.raises(audio.AudioError, match="text.wav: not a readable audio file"):
+        audio.load(tmp_path / "text.wav", 25_000)
+    with pytest.raises(audio.AudioError, match="no such file"):
+        audio.load(tmp_path / "missing.wav", 25_000)
+
+
+def test_save_then_load_round_trips(tmp_path):
+    wave = music(0.5)
+    audio.save(tmp_path / "x.wav", wave, SPEC.sample_rate)
+    assert sf.info(tmp_path / "x.wav").subtype == "PCM_16"
+    back = audio.load(tmp_path / "x.wav", SPEC.sample_rate)
+    assert np.abs(back - wave).max() < 1e-3

@@ -1,0 +1,127 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from cyclegan import store, weights
+from cyclegan.fit import CHECKPOINT, RunOptions, fit
+from cyclegan.training import CycleGAN, Generators, HistoryPool
+from conftest import tiny_config
+
+CPU = torch.device("cpu")
+
+
+def batch(seed: int) -> torch.Tensor:
+    """Spectrogram-like: harmonic stripes over frequency, a decay over time, a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    f0 = 4 + 6 * torch.rand(2, 1, 1, 1, generator=g)
+    freq, time = torch.arange(256.0)[:, None], torch.arange(32.0)[None, :]
+    x = torch.cos(2 * torch.pi * freq / f0) * torch.exp(-time / 20) - 0.2 + 0.05 * torch.randn(2, 1, 256, 32, generator=g)
+    return x.clamp(-1, 1)
+
+
+def test_a_few_steps_lower_the_cycle_loss():
+    cfg = tiny_config(lr=2e-3)
+    cfg.model.skip = False  # start far from the identity, so there is a cycle loss to lower
+    model = CycleGAN(cfg, CPU)
+    a, b = batch(1), batch(2)
+    losses = [model.step(a, b).losses["cycle"] for _ in range(20)]
+    assert sum(losses[-3:]) < 0.85 * sum(losses[:3])  # measured: about 0.75
+    assert model.step_count == 20
+
+
+def test_history_pool_mixes_old_and_new_fakes():
+    pool = HistoryPool(4, seed=0)
+    first = [pool.query(torch.full((2, 1, 2, 2), float(i))) for i in range(2)]
+    assert [t[0, 0, 0, 0].item() for t in first] == [0.0, 1.0]  # filling up: fakes pass through
+    seen = torch.cat([pool.query(torch.full((2, 1, 2, 2), 9.0)) for _ in range(20)]).flatten().unique()
+    assert 9.0 in seen and len(seen) > 1  # sometimes an older fake comes back
+    assert len(pool.items) == 4
+
+
+def test_checkpoint_round_trip_keeps_everything(tmp_path):
+    model = CycleGAN(tiny_config(), CPU)
+    model.step(batch(1), batch(2))
+    model.save(tmp_path / "c.safetensors", {"sampler_a": torch.Generator().get_state()})
+    other = CycleGAN(tiny_config(seed=5), CPU)
+    rng = other.load(tmp_path / "c.safetensors")
+    assert other.step_count == 1 and "sampler_a" in rng
+    for x, y in zip(model.gens.state_dict().values(), other.gens.state_dict().values()):
+        assert torch.equal(x, y)
+    assert other.opt_g.state_dict()["state"][0]["exp_avg"].equal(model.opt_g.state_dict()["state"][0]["exp_avg"])
+    assert other.pools["a"].items[0].equal(model.pools["a"].items[0])
+
+
+def test_checkpoints_are_not_pickles(tmp_path):
+    model = CycleGAN(tiny_config(), CPU)
+    model.save(tmp_path / "c.safetensors", {})
+    assert (tmp_path / "c.safetensors").read_bytes()[8:9] == b"{"  # safetensors: length + JSON header
+
+
+def test_atomic_save_survives_a_crash_before_the_rename(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    model = CycleGAN(tiny_config(), CPU)
+    model.save(path, {})
+    before = path.read_bytes()
+    model.step(batch(1), batch(2))
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        model.save(path, {})
+    monkeypatch.undo()
+    assert path.read_bytes() == before  # the old checkpoint is intact and loads
+    assert CycleGAN(tiny_config(), CPU).load(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temp file left behind
+
+
+def test_export_then_load_gives_identical_outputs(tmp_path):
+    cfg = tiny_config()
+    gens = Generators(cfg).eval()
+    x = torch.rand(1, 1, 256, 40) * 2 - 1
+    weights.export(tmp_path / "m", gens, cfg)
+    cfg2, loaded = weights.load(tmp_path / "m")
+    assert cfg2 == cfg
+    with torch.no_grad():
+        assert torch.equal(gens.a2b(x), loaded.a2b(x)) and torch.equal(gens.b2a(x), loaded.b2a(x))
+    weights.export(tmp_path / "h", gens, cfg, half=True)
+    assert (tmp_path / "h" / weights.WEIGHTS_FILE).stat().st_size < 0.6 * (tmp_path / "m" / weights.WEIGHTS_FILE).stat().st_size
+    with torch.no_grad():
+        assert torch.allclose(weights.load(tmp_path / "h")[1].a2b(x), gens.a2b(x), atol=2e-2)
+
+
+def test_load_names_the_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        weights.load(tmp_path)
+
+
+def run(toy_domains, out: Path, cfg, **kw) -> CycleGAN:
+    return fit(cfg, RunOptions(*toy_domains, out=out, device="cpu", cache_dir=out.parent / "cache", **kw))
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(toy_domains, tmp_path, capsys):
+    cfg = lambda: tiny_config(steps=6, save_every=2, val_every=3, crop_frames=32)  # noqa: E731
+    straight = run(toy_domains, tmp_path / "straight", cfg())
+    run(toy_domains, tmp_path / "split", cfg(), until=4)  # as if killed after step 4's checkpoint
+    resumed = run(toy_domains, tmp_path / "split", cfg(), resume=True)
+    assert "resuming from step 4" in capsys.readouterr().out
+    assert resumed.step_count == straight.step_count == 6
+    for x, y in zip(straight.gens.state_dict().values(), resumed.gens.state_dict().values()):
+        assert torch.equal(x, y)
+    for x, y in zip(straight.discs.state_dict().values(), resumed.discs.state_dict().values()):
+        assert torch.equal(x, y)
+    log = (tmp_path / "split" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and any(line.startswith("6,") for line in log)
+    assert len(list((tmp_path / "straight" / "samples").glob("step_*.png"))) == 2
+    assert (tmp_path / "straight" / CHECKPOINT).exists() and list((tmp_path / "straight" / "tensorboard").iterdir())
+
+
+def test_run_exports_weights_the_translator_loads(toy_domains, tmp_path):
+    run(toy_domains, tmp_path / "run", tiny_config(steps=2, val_every=2, crop_frames=32),
+        export="toy", weights_root=tmp_path / "weights")
+    dirs = weights.directions(tmp_path / "weights")
+    assert [d.value for d in dirs] == ["piano2guitar", "guitar2piano"]
+    assert store.load_tree(tmp_path / "run" / CHECKPOINT)["step"] == 2
