@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -92,7 +93,15 @@ def default_corpus(args: argparse.Namespace) -> None:
     args.domain_a, args.domain_b = root / "piano", root / "guitar"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    # Ctrl-C, `kill` and a scheduler's SIGTERM all checkpoint before exiting (a background
+    # job may have inherited an ignored SIGINT, so install the handlers explicitly)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     args = parse_args(argv)
     if (args.domain_a is None) != (args.domain_b is None):
         sys.exit("error: pass both --domain-a and --domain-b, or neither (to train on the built-in corpus)")

@@ -8,8 +8,29 @@ import torch.nn.functional as F
 from .config import ModelConfig
 
 
+class FrameNorm(nn.Module):
+    """Layer norm over channels (and frequency) of each time frame on its own.
+
+    Instance norm would pool statistics over the whole excerpt, so a clip translated in
+    chunks would differ from the same clip translated at once, and a 64-frame training crop
+    from a 60 s file.  Per-frame statistics make the generator time-local: any chunking gives
+    the same output away from the chunk edges.
+    """
+
+    def __init__(self, ch: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight, self.bias, self.eps = nn.Parameter(torch.ones(ch)), nn.Parameter(torch.zeros(ch)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:  # (B, C, T): plain layer norm over channels
+            return F.layer_norm(x.transpose(1, 2), x.shape[1:2], self.weight, self.bias, self.eps).transpose(1, 2)
+        b, c, f, t = x.shape  # frames into the batch, then one-group group norm over (C, F)
+        y = F.group_norm(x.permute(0, 3, 1, 2).reshape(b * t, c, f), 1, self.weight, self.bias, self.eps)
+        return y.reshape(b, t, c, f).permute(0, 2, 3, 1)
+
+
 def _norm2d(ch: int) -> nn.Module:
-    return nn.InstanceNorm2d(ch, affine=True)
+    return FrameNorm(ch)
 
 
 def _conv_block(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
@@ -30,10 +51,9 @@ class ResBlock(nn.Module):
     def __init__(self, ch: int, dims: int):
         super().__init__()
         conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        norm = nn.InstanceNorm1d if dims == 1 else nn.InstanceNorm2d
-        self.body = nn.Sequential(conv(ch, ch, 3, padding=1, padding_mode="reflect"), norm(ch, affine=True),
+        self.body = nn.Sequential(conv(ch, ch, 3, padding=1, padding_mode="reflect"), FrameNorm(ch),
                                   nn.ReLU(inplace=True),
-                                  conv(ch, ch, 3, padding=1, padding_mode="reflect"), norm(ch, affine=True))
+                                  conv(ch, ch, 3, padding=1, padding_mode="reflect"), FrameNorm(ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -48,10 +68,9 @@ class Bottleneck1d(nn.Module):
 
     def __init__(self, ch: int, freq: int, width: int, n_blocks: int):
         super().__init__()
-        self.inp = nn.Sequential(nn.Conv1d(ch * freq, width, 1), nn.InstanceNorm1d(width, affine=True))
+        self.inp = nn.Sequential(nn.Conv1d(ch * freq, width, 1), FrameNorm(width))
         self.blocks = nn.Sequential(*[ResBlock(width, dims=1) for _ in range(n_blocks)])
-        self.out = nn.Sequential(nn.Conv1d(width, ch * freq, 1), nn.InstanceNorm1d(ch * freq, affine=True),
-                                 nn.ReLU(inplace=True))
+        self.out = nn.Sequential(nn.Conv1d(width, ch * freq, 1), FrameNorm(ch * freq), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, f, t = x.shape
