@@ -23,16 +23,32 @@ class AudioError(ValueError):
     """Input audio that cannot be used; the message is meant for the user."""
 
 
-def read(path: Path | str) -> tuple[np.ndarray, int]:
-    """Decode any file soundfile (libsndfile) knows, as (samples, channels) float32."""
-    path = Path(path)
+def _info(path: Path) -> sf._SoundFileInfo:
     if not path.is_file():
         raise AudioError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path.name}: the file is empty")
     try:
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return sf.info(str(path))
     except Exception as e:  # libsndfile's messages are cryptic; name the file instead
+        raise AudioError(f"{path.name}: not a readable audio file ({type(e).__name__})") from e
+
+
+def duration(path: Path | str) -> float:
+    return float(_info(Path(path)).duration)
+
+
+def read(path: Path | str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode any file soundfile (libsndfile) knows, as (samples, channels) float32.
+
+    `max_seconds` decodes only the beginning, so a long upload never fills the memory.
+    """
+    path = Path(path)
+    info = _info(path)
+    frames = -1 if max_seconds is None else int(max_seconds * info.samplerate)
+    try:
+        wave, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except Exception as e:
         raise AudioError(f"{path.name}: not a readable audio file ({type(e).__name__})") from e
     return wave, int(sr)
 
@@ -102,7 +118,7 @@ def istft(spectrum: torch.Tensor, spec: SpecConfig, length: int) -> torch.Tensor
     return torch.istft(spectrum, spec.n_fft, spec.hop_length, window=_window(spec), center=True, length=length)
 
 
-def _full_scale(spec: SpecConfig) -> float:
+def full_scale(spec: SpecConfig) -> float:
     # the STFT magnitude of a full-scale sine at the peak bin: 0 dB on our scale
     return float(_window(spec).sum()) / 2
 
@@ -110,13 +126,13 @@ def _full_scale(spec: SpecConfig) -> float:
 def to_model(magnitude: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
     """Linear magnitude -> log scale in [-1, 1] (the generator's tanh range)."""
     floor = 10 ** (-spec.db_range / 20)
-    db = 20 * torch.log10((magnitude / _full_scale(spec)).clamp_min(floor))
+    db = 20 * torch.log10((magnitude / full_scale(spec)).clamp_min(floor))
     return (db / (spec.db_range / 2) + 1).clamp(-1, 1)
 
 
 def from_model(x: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
     db = (x.clamp(-1, 1) - 1) * (spec.db_range / 2)
-    return _full_scale(spec) * 10 ** (db / 20)
+    return full_scale(spec) * 10 ** (db / 20)
 
 
 def normalise(wave: np.ndarray) -> tuple[np.ndarray, float]:

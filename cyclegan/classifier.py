@@ -45,7 +45,7 @@ class ClassifierConfig:
     fmin: float = 30.0
     fmax: float = 11_000.0
     floor_db: float = 80.0  # everything further below a window's peak is clipped
-    window_frames: int = 96  # ~1 s of audio per window
+    window_frames: int = 128  # ~1.3 s of audio per window
     width: int = 16  # channels of the first conv layer (doubling twice)
     steps: int = 600
     batch_size: int = 32
