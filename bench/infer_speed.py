@@ -1,0 +1,58 @@
+"""Real-time factor and peak memory of translate + reconstruct on CPU.
+
+    python bench/infer_speed.py [--weights weights/piano_guitar] [--seconds 10 60]
+
+RTF = processing seconds / audio seconds (lower is faster).  Peak memory is the growth of the
+process's peak RSS during the call, next to the size of the audio itself.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cyclegan import audio, weights  # noqa: E402
+from cyclegan.translate import Translator  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def clip(seconds: float, sr: int) -> np.ndarray:
+    """The bundled examples, looped to the asked length."""
+    waves = [audio.load(p, sr) for p in sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.ogg"))]
+    loop = np.concatenate(waves)
+    return np.resize(loop, int(seconds * sr)).astype(np.float32)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", type=Path, default=None, help="a model folder (default: the first under weights/)")
+    ap.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    model_dir = args.weights or next(iter(weights.find_models()), None)
+    if model_dir is None:
+        sys.exit("no model under weights/; pass --weights DIR")
+    tr = Translator(model_dir, device="cpu")
+    sr = tr.spec.sample_rate
+    print(f"{model_dir}: torch {torch.__version__}, {torch.get_num_threads()} threads")
+    tr.translate(clip(2, sr))  # warm-up: oneDNN builds its kernels on the first call
+    for seconds in sorted(args.seconds):
+        wave = clip(seconds, sr)
+        before = peak_rss_mb()
+        times = [tr.translate(wave).seconds for _ in range(args.repeats)]
+        grew = peak_rss_mb() - before
+        rtf = min(times) / seconds
+        print(f"{seconds:5.0f} s clip: {min(times):6.2f} s  RTF {rtf:.4f}  peak RSS {peak_rss_mb():6.0f} MB "
+              f"(+{grew:.0f} MB; the audio itself is {wave.nbytes / 2**20:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

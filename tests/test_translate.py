@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from cyclegan import audio
+from cyclegan.translate import Translator
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_weights) -> Translator:
+    return Translator(tiny_weights / "piano_guitar", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def piano(translator, example_clips) -> np.ndarray:
+    return audio.load(example_clips["piano_1"], translator.spec.sample_rate)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("phase", ["input", "griffinlim"])
+def test_translation_has_the_input_length_and_is_finite_and_audible(translator, piano, reverse, phase):
+    res = translator.translate(piano, reverse, phase)
+    assert res.sample_rate == 25_000
+    for wave in (res.translated, res.reconstructed):
+        assert wave.shape == piano.shape and np.isfinite(wave).all()
+        assert np.sqrt(np.mean(wave ** 2)) > 1e-3
+    frames = 1 + len(piano) // translator.spec.hop_length
+    assert {k: v.shape for k, v in res.magnitudes.items()} == {k: (256, frames) for k in
+                                                                ("input", "translated", "reconstructed")}
+    assert res.cycle_error >= 0 and np.isfinite(res.cycle_error)
+
+
+def test_level_matching_follows_the_input(translator, piano):
+    quiet = 0.05 * piano
+    matched = translator.translate(quiet).translated
+    assert np.sqrt(np.mean(matched ** 2)) == pytest.approx(np.sqrt(np.mean(quiet ** 2)), rel=1e-3)
+    raw = translator.translate(quiet, match_level=False).translated
+    assert np.sqrt(np.mean(raw ** 2)) > 5 * np.sqrt(np.mean(quiet ** 2))  # the model's own, normalised level
+
+
+def test_chunked_and_whole_clip_inference_agree_away_from_chunk_edges(translator, piano):
+    x, _ = audio.analyse(np.concatenate([piano] * 3), translator.spec)  # ~2300 frames
+    chunked = Translator.run(translator, translator.gens.a2b, x)
+    translator.chunk = 10 ** 6
+    try:
+        whole = translator.run(translator.gens.a2b, x)
+    finally:
+        translator.chunk = 512
+    edges = torch.zeros(x.shape[1], dtype=torch.bool)
+    hop = translator.chunk - translator.overlap
+    for start in list(range(hop, x.shape[1], hop)) + [x.shape[1] - translator.chunk]:
+        edges[max(0, start - 80): start + translator.overlap + 80] = True  # receptive field + cross-fade
+    interior = ~edges
+    assert interior.sum() > 0.5 * x.shape[1]
+    assert (chunked - whole)[:, interior].abs().max() < 1e-4
+    assert (chunked - whole).abs().mean() < 1e-3  # and the seams stay small
+
+
+def test_progress_reaches_one(translator, piano):
+    seen = []
+    translator.translate(np.concatenate([piano] * 3), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("wave, message", [(np.zeros(25_000, np.float32), "silent"),
+                                           (np.ones(1000, np.float32) * 0.5, "at least 0.25 s")])
+def test_unusable_audio_is_refused(translator, wave, message):
+    with pytest.raises(audio.AudioError, match=message):
+        translator.translate(wave)
