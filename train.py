@@ -69,11 +69,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config(name_a=args.name_a or args.domain_a.name, name_b=args.name_b or args.domain_b.name)
+    """Flags over defaults; on --resume, flags over the checkpoint's config (schedule and loss
+    weights may change, e.g. to drop the identity loss late in training; the model may not)."""
+    from cyclegan.fit import saved_config
+
+    saved = saved_config(args.out) if args.resume else None
+    cfg = saved or Config(name_a=args.name_a or args.domain_a.name, name_b=args.name_b or args.domain_b.name)
     for name, (section, _) in TUNABLE.items():
         value = getattr(args, name)
-        if value is not None:
-            setattr(getattr(cfg, section), name, value)
+        if value is None or value == getattr(getattr(cfg, section), name):
+            continue
+        if saved and section == "model":
+            sys.exit(f"error: --{name.replace('_', '-')} cannot change when resuming; the checkpoint's model "
+                     f"has {name}={getattr(cfg.model, name)}")
+        setattr(getattr(cfg, section), name, value)
     if args.no_lr_decay:
         cfg.train.lr_decay = False
     return cfg

@@ -56,14 +56,10 @@ def _setup_distributed(device: str) -> tuple[torch.device, int, int]:
     return torch.device("cpu"), rank, world
 
 
-def resume_config(cfg: Config, out: Path) -> Config:
-    """A resumed run keeps the checkpoint's spectrogram and model settings; only the schedule may change."""
+def saved_config(out: Path) -> Config | None:
+    """The config of the checkpoint in `out`, if there is one (a resumed run starts from it)."""
     ckpt = Path(out) / CHECKPOINT
-    if not ckpt.exists():
-        return cfg
-    saved = Config.from_dict(load_tree(ckpt)["config"])
-    saved.train.steps, saved.train.val_every, saved.train.save_every = cfg.train.steps, cfg.train.val_every, cfg.train.save_every
-    return saved
+    return Config.from_dict(load_tree(ckpt)["config"]) if ckpt.exists() else None
 
 
 @torch.no_grad()
@@ -123,8 +119,6 @@ def fit(cfg: Config, opts: RunOptions) -> CycleGAN:
     device, rank, world = _setup_distributed(opts.device)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    if opts.resume:
-        cfg = resume_config(cfg, out)
     t = cfg.train
     dom_a = load_domain(opts.domain_a, cfg.name_a, cfg.spec, t, opts.cache_dir, rank, world)
     dom_b = load_domain(opts.domain_b, cfg.name_b, cfg.spec, t, opts.cache_dir, rank, world)
