@@ -177,7 +177,7 @@ def train_classifier(folders: dict[str, list[Path]], cfg: ClassifierConfig | Non
             labels.append(k)
     if len(set(labels)) < 2:
         raise ValueError("need audio files of at least two classes")
-    weights = np.array([1.0 / labels.count(k) for k in labels])  # balanced classes
+    weights = 1.0 / np.bincount(labels)[labels]  # balanced classes
     net, T, start = clf.net.train(), cfg.window_frames, time.perf_counter()
     opt = torch.optim.Adam(net.parameters(), cfg.lr / 25)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps)
@@ -207,6 +207,12 @@ def split_files(files: list[Path], held_out: float, seed: int) -> tuple[list[Pat
     return sorted(order[n:]), sorted(order[:n])
 
 
+def _shown(path: Path) -> str:
+    """Repository-relative where possible, so the JSON does not record this machine's layout."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .corpus import ensure_corpus
     from .data import list_audio
@@ -216,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "classifier-corpus",
                     help="corpus folder with one sub-folder per class (rendered here if missing)")
     ap.add_argument("--classes", nargs="+", default=["piano", "guitar"])
-    ap.add_argument("--minutes", type=float, default=20.0, help="minutes per class to render")
+    ap.add_argument("--minutes", type=float, default=30.0, help="minutes per class to render")
     ap.add_argument("--seed", type=int, default=1234, help="corpus seed (the CycleGAN's corpus uses 0)")
     ap.add_argument("--held-out", type=float, default=0.25)
     ap.add_argument("--steps", type=int, default=ClassifierConfig.steps)
@@ -236,14 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     clf.info["held_out_files"] = {c: len(v) for c, v in held.items()}
     manifest = a.data / "manifest.json"
     clf.info["training_data"] = {
-        "corpus": str(a.data.resolve().relative_to(ROOT) if a.data.resolve().is_relative_to(ROOT) else a.data),
+        "corpus": _shown(a.data),
         "settings": json.loads(manifest.read_text())["settings"] if manifest.is_file() else None,
         "split": f"{1 - a.held_out:.0%} train / {a.held_out:.0%} held out per class (seeded shuffle, seed 0)",
         "note": "real (untranslated) renderings; none of it is the CycleGAN's training corpus"}
     checks = {}
     for folder in [a.data / "paired", *a.check]:
         if all((folder / c).is_dir() for c in a.classes):
-            checks[str(folder)] = clf.accuracy({c: list_audio(folder / c) for c in a.classes}, str(folder))
+            checks[_shown(folder)] = clf.accuracy({c: list_audio(folder / c) for c in a.classes}, str(folder))
     clf.info["other_accuracy"] = checks
     clf.save(a.out)
     print(f"held-out accuracy {clf.info['held_out_accuracy']:.4f} on "

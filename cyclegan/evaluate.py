@@ -87,6 +87,12 @@ def _paired(data: Path, a: str, b: str, limit: int | None) -> list[tuple[Path, P
     return [(p, bs[p.name]) for p in list_audio(data / "paired" / a) if p.name in bs][:limit]
 
 
+def _shown(path: Path) -> str:
+    """Repository-relative where possible, so a shipped evaluation.json names no machine's layout."""
+    path, root = Path(path).resolve(), weights.DEFAULT_ROOT.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int | None = None,
              eq_files: int = 200, progress: bool = True) -> dict:
     tr = Translator(model_dir)
@@ -94,23 +100,24 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
     names = (cfg.name_a, cfg.name_b)
     missing = [n for n in names if n not in classifier.classes]
     if missing:
-        raise SystemExit(f"error: the classifier knows {classifier.classes}, not {missing}")
+        raise ValueError(f"the classifier knows {classifier.classes}, not {missing}")
     train_files, val_files = {}, {}
     for n in names:
         train_files[n], val_files[n] = split(list_audio(data / n), cfg.train)
         val_files[n] = val_files[n][:max_clips]
     eq = EQBaseline(*(mean_spectrum(train_files[n][:eq_files], spec) for n in names), spec)
     pairs = _paired(data, *names, max_clips)
-    result = {"model": str(model_dir), "data": str(data), "names": list(names),
-              "held_out": {"metrics_1_3": f"the CycleGAN's validation split of {data}/{{{names[0]},{names[1]}}} "
+    shown = _shown(data)
+    result = {"model": _shown(model_dir), "data": shown, "names": list(names),
+              "held_out": {"metrics_1_3": f"the CycleGAN's validation split of {shown}/{{{names[0]},{names[1]}}} "
                                           f"({len(val_files[names[0]])} + {len(val_files[names[1]])} clips)",
-                           "metric_4": f"{data}/paired ({len(pairs)} note-identical pairs)" if pairs else "none found",
+                           "metric_4": f"{shown}/paired ({len(pairs)} note-identical pairs)" if pairs else "none found",
                            "eq_baseline": f"mean spectra of {min(eq_files, len(train_files[names[0]]))} + "
                                           f"{min(eq_files, len(train_files[names[1]]))} training clips"},
               "classifier": {"held_out_accuracy": classifier.info.get("held_out_accuracy"), "input_accuracy": {}},
               "directions": {}, "realtime_factor": {},
               "machine": {"device": str(tr.device), "torch_threads": torch.get_num_threads(),
-                          "cpu": platform.processor() or platform.machine()}}
+                          "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}}
     for reverse in (False, True):
         src, dst = names[::-1] if reverse else names
         key = f"{src}2{dst}"
@@ -155,12 +162,13 @@ def to_markdown(r: dict) -> str:
         f"- cycle err, transfer acc, chroma sim, onset F: {held['metrics_1_3']}",
         f"- paired LSD (vs the target instrument playing the same notes): {held['metric_4']}",
         f"- EQ baseline: {held['eq_baseline']}; identity's cycle error is 0 by construction",
-        f"- classifier held-out accuracy (real clips): {acc:.4f}" if acc is not None else "- classifier held-out accuracy: unknown",
+        "- classifier held-out accuracy (real clips): " + (f"{acc:.4f}" if acc is not None else "unknown"),
         "- classifier accuracy on the untranslated inputs: "
         + ", ".join(f"{k} {v:.3f}" for k, v in c["input_accuracy"].items()),
         "- real-time factor (translation only, processing s / audio s): "
         + ", ".join(f"{k} {v:.4f}" for k, v in r["realtime_factor"].items())
-        + f" on {r['machine']['device']} ({r['machine']['torch_threads']} torch thread(s), {r['machine']['cpu']})",
+        + f" on {r['machine']['device']} ({r['machine']['torch_threads']} torch thread(s), {r['machine']['cpu']}, "
+        f"{r['machine']['cpu_count']} cores)",
     ]
     return "\n".join(lines + notes) + "\n"
 
@@ -182,10 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(models) != 1:
         raise SystemExit(f"error: {a.weights} holds {len(models)} exported models; name one folder")
     try:
-        clf = Classifier.load(a.classifier)
-    except FileNotFoundError as e:
+        result = evaluate(models[0], a.data, Classifier.load(a.classifier), a.max_clips, a.eq_files)
+    except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None
-    result = evaluate(models[0], a.data, clf, a.max_clips, a.eq_files)
     table = to_markdown(result)
     out = a.out or models[0]
     atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2))

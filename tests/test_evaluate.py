@@ -1,0 +1,102 @@
+"""Tests for cyclegan.evaluate and cyclegan.classifier on a tiny corpus, model and classifier."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cyclegan import audio, classifier, corpus, evaluate
+from cyclegan.config import SpecConfig
+
+TINY_CLASSIFIER = classifier.ClassifierConfig(window_frames=48, width=4, steps=25, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return corpus.render_corpus(tmp_path_factory.mktemp("eval") / "corpus", minutes=0.3, clip_seconds=2,
+                                paired=4, sample_rate=25000)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folders = {c: sorted((tiny_corpus / c).glob("*.wav")) for c in ("piano", "guitar")}
+    clf = classifier.train_classifier(folders, TINY_CLASSIFIER, progress=False)
+    clf.info["held_out_accuracy"] = 0.5  # not measured for this toy
+    return clf.save(tmp_path_factory.mktemp("clf") / "instrument_classifier")
+
+
+def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_classifier: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture) -> None:
+    argv = ["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tiny_corpus), "--classifier",
+            str(tiny_classifier), "--out", str(tmp_path), "--max-clips", "2", "--threads", "1"]
+    assert evaluate.main(argv) == 0
+    table = capsys.readouterr().out
+    result = json.loads((tmp_path / "evaluation.json").read_text())
+    md = (tmp_path / "evaluation.md").read_text()
+    assert md in table and "| piano2guitar | identity |" in md and "| guitar2piano | eq |" in md
+    assert set(result["directions"]) == {"piano2guitar", "guitar2piano"}
+    for methods in result["directions"].values():
+        assert set(methods) == {"model", "identity", "eq"}
+        for vals in methods.values():
+            assert all(v is not None and math.isfinite(v) for v in vals.values()), vals
+            assert vals["cycle_error"] >= 0 and vals["paired_lsd_db"] >= 0
+            for k in ("transfer_accuracy", "chroma", "onset_f"):
+                assert 0 <= vals[k] <= 1 + 1e-9, (k, vals[k])
+        assert methods["identity"]["cycle_error"] == 0.0
+        assert methods["identity"]["onset_f"] == 1.0
+        assert methods["eq"]["cycle_error"] < 0.05  # the inverse EQ undoes the EQ but for clipping
+    for k, v in result["classifier"]["input_accuracy"].items():
+        assert 0 <= v <= 1, k
+    assert all(0 < v < math.inf for v in result["realtime_factor"].values())
+    assert "validation split" in result["held_out"]["metrics_1_3"]
+    assert "2 note-identical" in result["held_out"]["metric_4"]  # --max-clips also limits the pairs
+
+
+def test_eq_baseline_of_equal_spectra_is_the_identity(example_clips: dict[str, Path]) -> None:
+    spec = SpecConfig()
+    wave = audio.load(example_clips["piano_1"], spec.sample_rate)
+    flat = np.ones(spec.n_freq)
+    out, err = evaluate.EQBaseline(flat, flat, spec).translate(wave, reverse=False)
+    assert err == 0.0
+    assert np.allclose(out, wave * np.sqrt(np.mean(wave**2) / np.mean(out**2)), atol=1e-3)
+    tilted = evaluate.EQBaseline(flat, np.linspace(0.1, 2, spec.n_freq), spec)
+    high = lambda w: np.abs(np.fft.rfft(w))[len(w) // 4:].sum() / np.abs(np.fft.rfft(w)).sum()  # noqa: E731
+    assert high(tilted.translate(wave, reverse=False)[0]) > high(wave) > high(tilted.translate(wave, reverse=True)[0])
+
+
+def test_classifier_round_trip(tiny_classifier: Path, example_clips: dict[str, Path], tmp_path: Path) -> None:
+    clf = classifier.load(tiny_classifier)
+    assert clf.classes == ["piano", "guitar"] and clf.cfg == TINY_CLASSIFIER
+    again = classifier.load(clf.save(tmp_path / "copy"))
+    assert not list(tmp_path.glob("copy/*.pkl")) and not list(tmp_path.glob("copy/*.pt"))
+    for path in example_clips.values():
+        wave = audio.load(path, 25000)
+        assert again.predict_proba(wave, 25000) == clf.predict_proba(wave, 25000)
+        assert again.predict(wave, 25000) == clf.predict(wave, 25000)
+    # level does not matter, and other sample rates and tiny clips work
+    wave = audio.load(example_clips["guitar_1"], 25000)
+    p = clf.predict_proba(wave, 25000)
+    assert clf.predict_proba(0.01 * wave, 25000) == pytest.approx(p, abs=1e-4)
+    assert sum(clf.predict_proba(audio.load(example_clips["guitar_1"], 16000), 16000).values()) == pytest.approx(1)
+    assert clf.predict(wave[:2000], 25000) in clf.classes
+
+
+def test_missing_inputs_are_reported(tiny_weights: Path, tiny_classifier: Path, tmp_path: Path) -> None:
+    model = ["--weights", str(tiny_weights / "piano_guitar"), "--threads", "1"]
+    with pytest.raises(SystemExit, match="cyclegan.classifier"):
+        evaluate.main([*model, "--classifier", str(tmp_path / "none")])
+    with pytest.raises(SystemExit, match="no such folder"):
+        evaluate.main([*model, "--classifier", str(tiny_classifier), "--data", str(tmp_path / "nodata")])
+
+
+def test_shipped_classifier_labels_the_examples(example_clips: dict[str, Path]) -> None:
+    shipped = classifier.DEFAULT_DIR
+    clf = classifier.load(shipped)
+    assert clf.info["held_out_accuracy"] >= 0.97
+    assert sum(f.stat().st_size for f in shipped.iterdir()) < 2_000_000
+    assert len(example_clips) == 6
+    for stem, path in example_clips.items():
+        assert clf.predict(audio.load(path, clf.cfg.sample_rate), clf.cfg.sample_rate) == stem.split("_")[0], stem
