@@ -29,6 +29,8 @@ class HistoryPool:
     def query(self, batch: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
             return batch
+        # a resumed run may use another crop length: older fakes of another shape are dropped
+        self.items = [t for t in self.items if t.shape == batch.shape[1:]]
         out = []
         for item in batch.detach():
             if len(self.items) < self.size:

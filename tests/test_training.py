@@ -38,6 +38,8 @@ def test_history_pool_mixes_old_and_new_fakes():
     seen = torch.cat([pool.query(torch.full((2, 1, 2, 2), 9.0)) for _ in range(20)]).flatten().unique()
     assert 9.0 in seen and len(seen) > 1  # sometimes an older fake comes back
     assert len(pool.items) == 4
+    longer = pool.query(torch.zeros(2, 1, 2, 3))  # a resumed run with longer crops
+    assert longer.shape == (2, 1, 2, 3) and all(t.shape == (1, 2, 3) for t in pool.items)
 
 
 def test_checkpoint_round_trip_keeps_everything(tmp_path):
