@@ -41,7 +41,7 @@ def grid(rows: list[list[Panel]], spec: SpecConfig, vrange: tuple[float, float] 
             image = librosa.display.specshow(to_db(np.asarray(mag), spec), sr=spec.sample_rate, hop_length=spec.hop_length,
                                              n_fft=spec.n_fft, x_axis="time", y_axis="hz", ax=ax,
                                              vmin=vmin, vmax=vmax, cmap="magma")
-            ax.set_title(title)
+            ax.set(title=title, xlabel="Time (s)", ylabel="Frequency (Hz)")
     if image is not None:
         fig.colorbar(image, ax=axes, format="%+.0f dB", shrink=0.9)
     return fig
