@@ -103,6 +103,16 @@ def save(path: Path | str, wave: np.ndarray, sample_rate: int) -> None:
     sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16" if path.suffix == ".wav" else None)
 
 
+def match_level(out: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Same RMS as the input, but never past full scale (a quieter output beats a clipped one)."""
+    rms_out = float(np.sqrt(np.mean(out ** 2)))
+    gain = float(np.sqrt(np.mean(reference ** 2))) / max(rms_out, 1e-9)
+    peak = float(np.abs(out).max()) * gain
+    if peak > 0.99:
+        gain *= 0.99 / peak
+    return (out * gain).astype(np.float32)
+
+
 # --- spectrogram ---------------------------------------------------------
 
 def _window(spec: SpecConfig) -> torch.Tensor:

@@ -15,7 +15,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import librosa
@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import audio
+from .config import from_known
 from .store import atomic_write_bytes, atomic_write_text
 
 WEIGHTS_FILE, CONFIG_FILE = "classifier.safetensors", "classifier.json"
@@ -142,8 +143,7 @@ class Classifier:
                 raise FileNotFoundError(f"{model_dir / f} is missing; train one with "
                                         f"`python -m cyclegan.classifier --out {model_dir}`")
         meta = json.loads((model_dir / CONFIG_FILE).read_text())
-        known = {f.name for f in fields(ClassifierConfig)}
-        cfg = ClassifierConfig(**{k: v for k, v in meta.pop("config").items() if k in known})
+        cfg = from_known(ClassifierConfig, meta.pop("config"))
         classes = meta.pop("classes")
         net = Net(cfg, len(classes))
         net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))

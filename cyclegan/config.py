@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 
+def from_known(kind: type, values: dict[str, Any]) -> Any:
+    """Build dataclass `kind` from `values`, ignoring keys it does not know (older/newer files)."""
+    known = {f.name for f in fields(kind)}
+    return kind(**{k: v for k, v in values.items() if k in known})
+
+
 @dataclass
 class SpecConfig:
     sample_rate: int = 25_000
@@ -85,14 +91,10 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
-        def build(kind, values):
-            known = {f.name for f in fields(kind)}
-            return kind(**{k: v for k, v in values.items() if k in known})
-
         return cls(
-            spec=build(SpecConfig, d.get("spec", {})),
-            model=build(ModelConfig, d.get("model", {})),
-            train=build(TrainConfig, d.get("train", {})),
+            spec=from_known(SpecConfig, d.get("spec", {})),
+            model=from_known(ModelConfig, d.get("model", {})),
+            train=from_known(TrainConfig, d.get("train", {})),
             name_a=d.get("name_a", "a"),
             name_b=d.get("name_b", "b"),
         )

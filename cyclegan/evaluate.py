@@ -30,7 +30,7 @@ from .config import SpecConfig
 from .data import list_audio, split
 from .metrics import chroma_similarity, log_spectral_distance, onset_f_measure, relative_cycle_error
 from .store import atomic_write_text
-from .translate import Translator, _match_level
+from .translate import Translator
 
 METHODS = ("model", "identity", "eq")
 COLUMNS = (("cycle_error", "cycle err", "{:.4f}"), ("transfer_accuracy", "transfer acc", "{:.3f}"),
@@ -64,7 +64,7 @@ class EQBaseline:
         x, angle = audio.analyse(wave, self.spec)
         y = (x + g).clamp(-1, 1)
         rec = (y - g).clamp(-1, 1)
-        out = _match_level(audio.synthesise(y, angle, self.spec, len(wave)), wave)
+        out = audio.match_level(audio.synthesise(y, angle, self.spec, len(wave)), wave)
         err = relative_cycle_error(audio.from_model(x, self.spec).numpy(), audio.from_model(rec, self.spec).numpy())
         return out, err
 
@@ -76,7 +76,7 @@ def _realtime_factor(tr: Translator, waves: list[np.ndarray], reverse: bool) -> 
     start = time.perf_counter()
     for w in waves:
         x, angle = audio.analyse(w, tr.spec)
-        _match_level(audio.synthesise(tr.run(fwd, x), angle, tr.spec, len(w)), w)
+        audio.match_level(audio.synthesise(tr.run(fwd, x), angle, tr.spec, len(w)), w)
     return (time.perf_counter() - start) / (sum(len(w) for w in waves) / tr.spec.sample_rate)
 
 

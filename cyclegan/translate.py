@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import audio, weights
+from .data import DataError, list_audio
 from .metrics import relative_cycle_error
 
 MIN_SECONDS = 0.25
@@ -95,7 +96,7 @@ class Translator:
         rec = self.run(back, fake, (lambda f: progress(0.5 + 0.5 * f)) if progress else None)
         outs = [self._synthesise(y, angle, len(wave), phase) for y in (fake, rec)]
         if match_level:
-            outs = [_match_level(o, wave) for o in outs]
+            outs = [audio.match_level(o, wave) for o in outs]
         mags = {k: audio.from_model(v, self.spec).numpy() for k, v in (("input", x), ("translated", fake),
                                                                         ("reconstructed", rec))}
         err = relative_cycle_error(mags["input"], mags["reconstructed"])
@@ -109,16 +110,6 @@ class Translator:
         raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
 
 
-def _match_level(out: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Same RMS as the input, but never past full scale (a quieter output beats a clipped one)."""
-    rms_out = float(np.sqrt(np.mean(out ** 2)))
-    gain = float(np.sqrt(np.mean(reference ** 2))) / max(rms_out, 1e-9)
-    peak = float(np.abs(out).max()) * gain
-    if peak > 0.99:
-        gain *= 0.99 / peak
-    return (out * gain).astype(np.float32)
-
-
 def find_direction(value: str, root: Path) -> weights.Direction:
     found = weights.directions(root)
     for d in found:
@@ -130,13 +121,11 @@ def find_direction(value: str, root: Path) -> weights.Direction:
 
 
 def _inputs(items: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in items:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in audio.AUDIO_EXTENSIONS)
-        else:
-            files.append(p)
-    return files
+    """Files as given; folders expanded exactly as training reads a domain folder."""
+    try:
+        return [f for p in items for f in (list_audio(p) if p.is_dir() else [p])]
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
