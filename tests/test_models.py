@@ -2,7 +2,10 @@ import pytest
 import torch
 
 from cyclegan.config import ModelConfig
-from cyclegan.models import Discriminator, Generator, count_parameters, init_weights
+import torch.nn.functional as F
+
+from cyclegan.models import (ChannelSumConv, Discriminator, FrameNorm, Generator, NearestUpConv, count_parameters,
+                             init_weights)
 
 
 @pytest.mark.parametrize("arch, upsample, skip", [("212", "nearest", True), ("212", "transpose", False),
@@ -44,3 +47,44 @@ def test_patchgan_sees_70x70_patches():
 def test_reference_size_is_the_original_cyclegan():
     g = Generator(ModelConfig(arch="resnet", ngf=64, n_blocks=9, upsample="transpose", skip=False), 256)
     assert count_parameters(g) == pytest.approx(11.4e6, rel=0.02)
+
+
+# The fast layers must compute exactly what their plain definitions say, with the same gradients.
+
+def test_nearest_up_conv_is_upsample_then_reflect_padded_conv():
+    torch.manual_seed(0)
+    up = NearestUpConv(5, 3)
+    x = torch.randn(2, 5, 9, 6, requires_grad=True)
+    conv = up[1]
+    plain = F.conv2d(F.pad(F.interpolate(x, scale_factor=2.0, mode="nearest"), (1, 1, 1, 1), mode="reflect"),
+                     conv.weight, conv.bias)
+    fast = up(x)
+    assert fast.shape == (2, 3, 18, 12)
+    assert torch.allclose(fast, plain, atol=1e-5)
+    g_plain = torch.autograd.grad(plain.square().sum(), [x, conv.weight])
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, conv.weight])
+    for a, b in zip(g_fast, g_plain):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_channel_sum_conv_inference_path_matches_the_plain_conv():
+    torch.manual_seed(0)
+    head = ChannelSumConv(6, 7)
+    x = torch.randn(2, 6, 20, 13)
+    trained_path = head(x)  # grad enabled: nn.Conv2d's own forward
+    with torch.no_grad():
+        fast = head(x)
+    assert fast.shape == (2, 1, 20, 13)
+    assert torch.allclose(fast, trained_path, atol=1e-5)
+
+
+def test_frame_norm_normalises_each_frame_over_channels_and_frequency():
+    torch.manual_seed(0)
+    norm = FrameNorm(4)
+    norm.weight.data.uniform_(0.5, 2), norm.bias.data.normal_()
+    x = torch.randn(2, 4, 8, 5) * 3 + 1
+    ref = torch.stack([F.group_norm(x[..., t], 1, norm.weight, norm.bias, 1e-5) for t in range(5)], -1)
+    assert torch.allclose(norm(x), ref, atol=1e-5)
+    x1 = torch.randn(2, 4, 5)  # (B, C, T): layer norm over channels
+    ref1 = F.layer_norm(x1.transpose(1, 2), (4,), norm.weight, norm.bias, 1e-5).transpose(1, 2)
+    assert torch.allclose(norm(x1), ref1, atol=1e-5)
