@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, (_, text) in TUNABLE.items():
         d = defaults[name]
         hp.add_argument("--" + name.replace("_", "-"), type=type(d), default=None, help=f"{text} (default {d})")
-    hp.add_argument("--no-lr-decay", action="store_true", help="keep the learning rate constant")
+    hp.add_argument("--lr-decay", action=argparse.BooleanOptionalAction, default=None,
+                    help="decay the learning rate linearly to 0 over the second half of --steps (default on; "
+                         "on --resume, the checkpoint's setting unless given)")
     run = p.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/piano_guitar"), help="checkpoints, logs and samples")
     run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -83,8 +85,8 @@ def build_config(args: argparse.Namespace) -> Config:
             sys.exit(f"error: --{name.replace('_', '-')} cannot change when resuming; the checkpoint's model "
                      f"has {name}={getattr(cfg.model, name)}")
         setattr(getattr(cfg, section), name, value)
-    if args.no_lr_decay:
-        cfg.train.lr_decay = False
+    if args.lr_decay is not None:
+        cfg.train.lr_decay = args.lr_decay
     return cfg
 
 

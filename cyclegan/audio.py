@@ -152,9 +152,12 @@ def normalise(wave: np.ndarray) -> tuple[np.ndarray, float]:
     return wave * gain, gain
 
 
-def analyse(wave: np.ndarray, spec: SpecConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Waveform -> (model input (n_freq, frames) in [-1, 1], phase angle)."""
-    wave, _ = normalise(wave)
+def analyse(wave: np.ndarray, spec: SpecConfig, peak_normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveform -> (model input (n_freq, frames) in [-1, 1], phase angle).
+
+    peak_normalise=False for pieces of a clip that was normalised as a whole."""
+    if peak_normalise:
+        wave, _ = normalise(wave)
     spectrum = stft(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), spec)
     return to_model(spectrum.abs(), spec), spectrum.angle()
 

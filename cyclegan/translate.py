@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from . import audio, weights
 from .data import DataError, list_audio
-from .metrics import relative_cycle_error
 
 MIN_SECONDS = 0.25
 Progress = Callable[[float], None]
@@ -46,18 +45,22 @@ def _fade_weights(n: int, overlap: int, first: bool, last: bool) -> torch.Tensor
 
 
 class Translator:
-    """One exported pair, loaded once; translates audio of any length in cross-faded chunks.
+    """One exported pair, loaded once; translates audio of any length with bounded memory.
 
-    Chunks bound the memory to one chunk batch whatever the clip's length, and match the
-    short crops the model was trained on; the linear cross-fades hide the seams.
+    A clip is processed end to end (STFT -> generators -> ISTFT) in segments of
+    `segment_frames`, each read with `margin_frames` of context on both sides; the generator
+    reaches only ~40 frames, so the kept middles join exactly and memory does not grow with
+    the clip (beyond the audio, and the spectrograms when they are asked for).  Inside a
+    segment the generator runs over cross-faded chunks the size it was trained near.
     """
 
     def __init__(self, model_dir: Path, device: str | None = None, chunk_frames: int = 512,
-                 overlap: int = 64, batch: int = 4):
+                 overlap: int = 64, batch: int = 4, segment_frames: int = 2048, margin_frames: int = 128):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, self.gens = weights.load(model_dir, self.device)
         self.spec = self.cfg.spec
         self.chunk, self.overlap, self.batch = chunk_frames, overlap, batch
+        self.segment, self.margin = segment_frames, margin_frames
 
     def generator(self, reverse: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(forward, backward) generators for a direction."""
@@ -68,7 +71,10 @@ class Translator:
         """Apply a generator to a (n_freq, frames) spectrogram, chunk by chunk."""
         frames = x.shape[1]
         if frames <= self.chunk:
-            return net(x[None, None].to(self.device))[0, 0].cpu()
+            y = net(x[None, None].to(self.device))[0, 0].cpu()
+            if progress:
+                progress(1.0)
+            return y
         hop = self.chunk - self.overlap
         starts = list(range(0, frames - self.chunk, hop)) + [frames - self.chunk]  # the last chunk ends at the end
         out, total = torch.zeros_like(x), torch.zeros(frames)
@@ -84,30 +90,46 @@ class Translator:
                 progress(min(1.0, (i + len(group)) / len(starts)))
         return out / total
 
-    def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input",
-                  match_level: bool = True, progress: Progress | None = None) -> Translation:
-        """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`)."""
+    def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
+                  progress: Progress | None = None, spectrograms: bool = True) -> Translation:
+        """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
+
+        spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded."""
         start = time.perf_counter()
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
+        if phase not in ("input", "griffinlim"):
+            raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
         fwd, back = self.generator(reverse)
-        x, angle = audio.analyse(wave, self.spec)
-        step = (lambda f: progress(0.5 * f)) if progress else None
-        fake = self.run(fwd, x, step)
-        rec = self.run(back, fake, (lambda f: progress(0.5 + 0.5 * f)) if progress else None)
-        outs = [self._synthesise(y, angle, len(wave), phase) for y in (fake, rec)]
+        normalised, _ = audio.normalise(wave)
+        hop, n = self.spec.hop_length, len(wave)
+        seg, margin = self.segment * hop, self.margin * hop  # multiples of the hop: one frame grid
+        starts = range(0, n, seg)
+        outs = [np.zeros(n, np.float32), np.zeros(n, np.float32)]
+        kept: dict[str, list[torch.Tensor]] = {k: [] for k in ("input", "translated", "reconstructed")}
+        sums = np.zeros(2)  # the report's cycle error (metrics.relative_cycle_error), summed segment-wise
+        for i, s in enumerate(starts):
+            lo, hi, end = max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)
+            x, angle = audio.analyse(normalised[lo:hi], self.spec, peak_normalise=False)
+            part = (lambda f, k: progress((i + 0.5 * k + 0.5 * f) / len(starts))) if progress else None
+            fake = self.run(fwd, x, part and (lambda f: part(f, 0)))
+            rec = self.run(back, fake, part and (lambda f: part(f, 1)))
+            if phase == "input":
+                for out, y in zip(outs, (fake, rec)):
+                    out[s:end] = audio.synthesise(y, angle, self.spec, hi - lo)[s - lo:end - lo]
+            frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
+            lin = [audio.from_model(v[:, frames], self.spec) for v in (x, rec)]
+            sums += [float((lin[1] - lin[0]).abs().sum()), float(lin[0].abs().sum())]
+            if spectrograms or phase == "griffinlim":
+                for k, v in zip(kept, (x, fake, rec)):
+                    kept[k].append(v[:, frames])
+        whole = {k: torch.cat(v, 1) for k, v in kept.items() if v}
+        if phase == "griffinlim":  # needs the whole magnitude at once
+            outs = [audio.griffin_lim(whole[k], self.spec, n).astype(np.float32) for k in ("translated", "reconstructed")]
         if match_level:
             outs = [audio.match_level(o, wave) for o in outs]
-        mags = {k: audio.from_model(v, self.spec).numpy() for k, v in (("input", x), ("translated", fake),
-                                                                        ("reconstructed", rec))}
-        err = relative_cycle_error(mags["input"], mags["reconstructed"])
+        mags = {k: audio.from_model(v, self.spec).numpy() for k, v in whole.items()} if spectrograms else {}
+        err = float(sums[0] / max(sums[1], 1e-12))
         return Translation(self.spec.sample_rate, wave, outs[0], outs[1], mags, err, time.perf_counter() - start)
-
-    def _synthesise(self, x: torch.Tensor, angle: torch.Tensor, length: int, phase: str) -> np.ndarray:
-        if phase == "input":
-            return audio.synthesise(x, angle, self.spec, length)
-        if phase == "griffinlim":
-            return audio.griffin_lim(x, self.spec, length).astype(np.float32)
-        raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
@@ -145,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in tqdm(files, desc=direction.label, disable=len(files) < 2):
         try:
             wave = audio.load(path, tr.spec.sample_rate, max_channels=2)
-            res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match)
+            res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False)
         except audio.AudioError as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1

@@ -65,11 +65,14 @@ def test_resume_may_change_the_schedule_but_not_the_model(toy_domains, tmp_path)
     a, b = toy_domains
     common = ["train.py", "--domain-a", a, "--domain-b", b, "--val-every", "2", "--out", tmp_path / "run",
               "--cache-dir", tmp_path / "cache"]
-    assert run(*common, "--steps", "2", *TINY).returncode == 0
+    assert run(*common, "--steps", "2", "--no-lr-decay", *TINY).returncode == 0
     r = run(*common, "--steps", "3", "--resume", "--lambda-identity", "0.5")
     assert r.returncode == 0, r.stderr
     assert "resuming from step 2" in r.stdout
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["lambda_identity"] == 0.5 and saved["train"]["steps"] == 3 and saved["model"]["ngf"] == 4
+    assert saved["train"]["lr_decay"] is False  # kept from the checkpoint unless given
+    assert run(*common, "--steps", "4", "--resume", "--lr-decay").returncode == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lr_decay"] is True
     r = run(*common, "--steps", "4", "--resume", "--ngf", "8")
     assert r.returncode != 0 and "--ngf cannot change when resuming" in r.stderr

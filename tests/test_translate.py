@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from cyclegan import audio
+from cyclegan.metrics import relative_cycle_error
 from cyclegan.translate import Translator
 
 
@@ -54,6 +55,24 @@ def test_chunked_and_whole_clip_inference_agree_away_from_chunk_edges(translator
     assert interior.sum() > 0.5 * x.shape[1]
     assert (chunked - whole)[:, interior].abs().max() < 1e-4
     assert (chunked - whole).abs().mean() < 1e-3  # and the seams stay small
+
+
+@pytest.mark.parametrize("length", [2300 * 128, 2300 * 128 + 77])  # ends on / off the frame grid
+def test_segments_join_exactly_like_one_pass(tiny_weights, piano, length):
+    wave = np.resize(piano, length)
+    # no chunking inside a pass, so only the segment joins can differ
+    one = Translator(tiny_weights / "piano_guitar", "cpu", chunk_frames=10 ** 6, segment_frames=10 ** 6)
+    parts = Translator(tiny_weights / "piano_guitar", "cpu", chunk_frames=10 ** 6, segment_frames=300)
+    a, b = one.translate(wave), parts.translate(wave)
+    for k, v in a.magnitudes.items():
+        assert b.magnitudes[k].shape == v.shape == (256, 1 + (length - 1) // 128)  # odd n_fft: 1 + (n-1)//hop
+        assert np.allclose(b.magnitudes[k], v, rtol=1e-3, atol=1e-6)
+    assert np.abs(b.translated - a.translated).max() < 1e-4 and np.abs(b.reconstructed - a.reconstructed).max() < 1e-4
+    assert b.cycle_error == pytest.approx(a.cycle_error, rel=1e-4)
+    lean = parts.translate(wave, spectrograms=False)
+    assert lean.magnitudes == {} and np.array_equal(lean.translated, b.translated)
+    assert lean.cycle_error == pytest.approx(relative_cycle_error(a.magnitudes["input"], a.magnitudes["reconstructed"]),
+                                             rel=1e-4)
 
 
 def test_progress_reaches_one(translator, piano):
