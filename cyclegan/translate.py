@@ -99,8 +99,7 @@ class Translator:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
         if phase not in ("input", "griffinlim"):
             raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
-        fwd, back = self.generator(reverse)
-        normalised, _ = audio.normalise(wave)
+        normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
         hop, n = self.spec.hop_length, len(wave)
         seg, margin = self.segment * hop, self.margin * hop  # multiples of the hop: one frame grid
         starts = range(0, n, seg)
@@ -109,19 +108,16 @@ class Translator:
         sums = np.zeros(2)  # the report's cycle error (metrics.relative_cycle_error), summed segment-wise
         for i, s in enumerate(starts):
             lo, hi, end = max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)
-            x, angle = audio.analyse(normalised[lo:hi], self.spec, peak_normalise=False)
-            part = (lambda f, k: progress((i + 0.5 * k + 0.5 * f) / len(starts))) if progress else None
-            fake = self.run(fwd, x, part and (lambda f: part(f, 0)))
-            rec = self.run(back, fake, part and (lambda f: part(f, 1)))
-            if phase == "input":
-                for out, y in zip(outs, (fake, rec)):
-                    out[s:end] = audio.synthesise(y, angle, self.spec, hi - lo)[s - lo:end - lo]
             frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            lin = [audio.from_model(v[:, frames], self.spec) for v in (x, rec)]
-            sums += [float((lin[1] - lin[0]).abs().sum()), float(lin[0].abs().sum())]
+            step = (lambda f, i=i: progress((i + f) / len(starts))) if progress else None
+            specs, waves = self._pass(normalised[lo:hi], reverse, frames, phase == "input", step)
+            for out, w in zip(outs, waves):
+                out[s:end] = w[s - lo:end - lo]
+            x, rec = (audio.from_model(v, self.spec) for v in (specs[0], specs[2]))
+            sums += [float((rec - x).abs().sum()), float(x.abs().sum())]
             if spectrograms or phase == "griffinlim":
-                for k, v in zip(kept, (x, fake, rec)):
-                    kept[k].append(v[:, frames])
+                for k, v in zip(kept, specs):
+                    kept[k].append(v)
         whole = {k: torch.cat(v, 1) for k, v in kept.items() if v}
         if phase == "griffinlim":  # needs the whole magnitude at once
             outs = [audio.griffin_lim(whole[k], self.spec, n).astype(np.float32) for k in ("translated", "reconstructed")]
@@ -130,6 +126,17 @@ class Translator:
         mags = {k: audio.from_model(v, self.spec).numpy() for k, v in whole.items()} if spectrograms else {}
         err = float(sums[0] / max(sums[1], 1e-12))
         return Translation(self.spec.sample_rate, wave, outs[0], outs[1], mags, err, time.perf_counter() - start)
+
+    def _pass(self, piece: np.ndarray, reverse: bool, frames: slice, synthesise: bool,
+              progress: Progress | None) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+        """One segment with its margins: ([input, translated, reconstructed] cut to `frames`,
+        [translated, reconstructed] waveforms with the input phase, margins included)."""
+        fwd, back = self.generator(reverse)
+        x, angle = audio.analyse(piece, self.spec, peak_normalise=False)
+        fake = self.run(fwd, x, progress and (lambda f: progress(0.5 * f)))
+        rec = self.run(back, fake, progress and (lambda f: progress(0.5 + 0.5 * f)))
+        waves = [audio.synthesise(y, angle, self.spec, len(piece)) for y in (fake, rec)] if synthesise else []
+        return [v[:, frames] for v in (x, fake, rec)], waves
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
