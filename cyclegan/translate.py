@@ -50,17 +50,20 @@ class Translator:
     A clip is processed end to end (STFT -> generators -> ISTFT) in segments of
     `segment_frames`, each read with `margin_frames` of context on both sides; the generator
     reaches only ~40 frames, so the kept middles join exactly and memory does not grow with
-    the clip (beyond the audio, and the spectrograms when they are asked for).  Inside a
-    segment the generator runs over cross-faded chunks the size it was trained near.
+    the clip (beyond the audio, and the spectrograms when they are asked for).  `run` can
+    also split a spectrogram into cross-faded chunks (`chunk_frames`), e.g. for a small GPU.
     """
 
-    def __init__(self, model_dir: Path, device: str | None = None, chunk_frames: int = 512,
+    def __init__(self, model_dir: Path, device: str | None = None, chunk_frames: int | None = None,
                  overlap: int = 64, batch: int = 4, segment_frames: int = 2048, margin_frames: int = 128):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cfg, self.gens = weights.load(model_dir, self.device)
         self.spec = self.cfg.spec
-        self.chunk, self.overlap, self.batch = chunk_frames, overlap, batch
         self.segment, self.margin = segment_frames, margin_frames
+        # default: a whole segment in one generator call (segments already bound the memory,
+        # and every chunk overlap is work done twice)
+        self.chunk = chunk_frames or segment_frames + 2 * margin_frames
+        self.overlap, self.batch = overlap, batch
 
     def generator(self, reverse: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(forward, backward) generators for a direction."""
