@@ -61,7 +61,8 @@ class NearestUpConv(nn.Sequential):
     """
 
     def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1))
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"),
+                         nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"))  # what forward computes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv: nn.Conv2d = self[1]
