@@ -29,11 +29,10 @@ from tqdm import tqdm
 
 from . import audio
 from .config import from_known
-from .store import atomic_write_bytes, atomic_write_text
+from .store import REPO_ROOT, atomic_write_bytes, atomic_write_text, repo_relative
 
 WEIGHTS_FILE, CONFIG_FILE = "classifier.safetensors", "classifier.json"
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = ROOT / "weights" / "instrument_classifier"
+DEFAULT_DIR = REPO_ROOT / "weights" / "instrument_classifier"
 EXTRA_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
 
@@ -207,19 +206,13 @@ def split_files(files: list[Path], held_out: float, seed: int) -> tuple[list[Pat
     return sorted(order[n:]), sorted(order[:n])
 
 
-def _shown(path: Path) -> str:
-    """Repository-relative where possible, so the JSON does not record this machine's layout."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     from .corpus import ensure_corpus
     from .data import list_audio
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_DIR)
-    ap.add_argument("--data", type=Path, default=ROOT / "data" / "classifier-corpus",
+    ap.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "classifier-corpus",
                     help="corpus folder with one sub-folder per class (rendered here if missing)")
     ap.add_argument("--classes", nargs="+", default=["piano", "guitar"])
     ap.add_argument("--minutes", type=float, default=30.0, help="minutes per class to render")
@@ -227,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out", type=float, default=0.25)
     ap.add_argument("--steps", type=int, default=ClassifierConfig.steps)
     ap.add_argument("--no-render", action="store_true", help="use --data as it is")
-    ap.add_argument("--check", type=Path, action="append", default=[ROOT / "data" / "corpus" / "paired"],
+    ap.add_argument("--check", type=Path, action="append", default=[REPO_ROOT / "data" / "corpus" / "paired"],
                     help="extra folders with one sub-folder per class to report accuracy on")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -242,14 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     clf.info["held_out_files"] = {c: len(v) for c, v in held.items()}
     manifest = a.data / "manifest.json"
     clf.info["training_data"] = {
-        "corpus": _shown(a.data),
+        "corpus": repo_relative(a.data),
         "settings": json.loads(manifest.read_text())["settings"] if manifest.is_file() else None,
         "split": f"{1 - a.held_out:.0%} train / {a.held_out:.0%} held out per class (seeded shuffle, seed 0)",
         "note": "real (untranslated) renderings; none of it is the CycleGAN's training corpus"}
     checks = {}
     for folder in [a.data / "paired", *a.check]:
         if all((folder / c).is_dir() for c in a.classes):
-            checks[_shown(folder)] = clf.accuracy({c: list_audio(folder / c) for c in a.classes}, str(folder))
+            checks[repo_relative(folder)] = clf.accuracy({c: list_audio(folder / c) for c in a.classes}, str(folder))
     clf.info["other_accuracy"] = checks
     clf.save(a.out)
     print(f"held-out accuracy {clf.info['held_out_accuracy']:.4f} on "

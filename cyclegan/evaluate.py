@@ -28,7 +28,7 @@ from .classifier import Classifier
 from .config import SpecConfig
 from .data import list_audio, split
 from .metrics import chroma_similarity, log_spectral_distance, onset_f_measure, relative_cycle_error
-from .store import atomic_write_text
+from .store import REPO_ROOT, atomic_write_text, repo_relative
 from .translate import Translator
 
 METHODS = ("model", "identity", "eq")
@@ -82,12 +82,6 @@ def _paired(data: Path, a: str, b: str, limit: int | None) -> list[tuple[Path, P
     return [(p, bs[p.name]) for p in list_audio(data / "paired" / a) if p.name in bs][:limit]
 
 
-def _shown(path: Path) -> str:
-    """Repository-relative where possible, so a shipped evaluation.json names no machine's layout."""
-    path, root = Path(path).resolve(), weights.DEFAULT_ROOT.parent
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int | None = None,
              eq_files: int = 200, progress: bool = True) -> dict:
     tr = Translator(model_dir)
@@ -102,8 +96,8 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
         val_files[n] = val_files[n][:max_clips]
     eq = EQBaseline(*(mean_spectrum(train_files[n][:eq_files], spec) for n in names), spec)
     pairs = _paired(data, *names, max_clips)
-    shown = _shown(data)
-    result = {"model": _shown(model_dir), "data": shown, "names": list(names),
+    shown = repo_relative(data)
+    result = {"model": repo_relative(model_dir), "data": shown, "names": list(names),
               "held_out": {"metrics_1_3": f"the CycleGAN's validation split of {shown}/{{{names[0]},{names[1]}}} "
                                           f"({len(val_files[names[0]])} + {len(val_files[names[1]])} clips)",
                            "metric_4": f"{shown}/paired ({len(pairs)} note-identical pairs)" if pairs else "none found",
@@ -169,10 +163,9 @@ def to_markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    root = weights.DEFAULT_ROOT.parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, required=True, help="an exported model folder (weights/<name>)")
-    ap.add_argument("--data", type=Path, default=root / "data" / "corpus",
+    ap.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "corpus",
                     help="corpus with <name_a>/, <name_b>/ (and paired/) folders")
     ap.add_argument("--classifier", type=Path, default=CLASSIFIER_DIR)
     ap.add_argument("--out", type=Path, help="where evaluation.json/.md go (default: the model folder)")

@@ -16,6 +16,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repo_relative(path: Path) -> str:
+    """Repository-relative where possible, so files we ship record no machine's layout."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`.

@@ -9,11 +9,11 @@ from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 
 from .config import Config
-from .store import atomic_write_bytes
+from .store import REPO_ROOT, atomic_write_bytes
 from .training import Generators
 
 WEIGHTS_FILE, CONFIG_FILE = "generators.safetensors", "config.json"
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_ROOT = REPO_ROOT / "weights"
 
 
 def export(out_dir: Path, gens: Generators, cfg: Config, half: bool = False) -> Path:
