@@ -1,6 +1,7 @@
-"""Seconds per CycleGAN training step (batch 2) for the default and the reference generator.
+"""Seconds per CycleGAN training step (batch 2) for the default and the reference generator,
+and for the default under torch.compile (train.py --compile).
 
-    python bench/train_speed.py [--steps 10] [--reference-steps 3]
+    python bench/train_speed.py [--steps 10] [--reference-steps 3] [--no-compile]
 """
 from __future__ import annotations
 
@@ -18,10 +19,19 @@ from cyclegan.models import count_parameters  # noqa: E402
 from cyclegan.training import CycleGAN  # noqa: E402
 
 
-def seconds_per_step(cfg: Config, frames: int, steps: int, warmup: int = 2) -> tuple[float, int]:
+def seconds_per_step(cfg: Config, frames: int, steps: int, warmup: int = 2,
+                     compile: bool = False) -> tuple[float, float, int]:
+    """(best, median) seconds per step, and parameters per generator.  Best is timeit's
+    convention (slower runs are other processes interfering); on a shared VM the median
+    can be 30% higher, so both are printed."""
     model = CycleGAN(cfg, torch.device("cpu"))
     shape = (cfg.train.batch_size, 1, cfg.spec.n_freq, frames)
     a, b = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
+    if compile:
+        model.compile()
+        t = time.perf_counter()
+        model.step(a, b)
+        print(f"  (torch.compile: first step {time.perf_counter() - t:.0f} s, once per run)")
     for _ in range(warmup):  # oneDNN builds its kernels on the first calls
         model.step(a, b)
     times = []
@@ -30,24 +40,28 @@ def seconds_per_step(cfg: Config, frames: int, steps: int, warmup: int = 2) -> t
         model.step(a, b)
         times.append(time.perf_counter() - t)
     times.sort()
-    return times[len(times) // 2], count_parameters(model.gens.a2b)
+    return times[0], times[len(times) // 2], count_parameters(model.gens.a2b)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--reference-steps", type=int, default=3)
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile row")
     args = p.parse_args()
     cfg = Config()
     ref = replace(cfg, model=ModelConfig(arch="resnet", ngf=64, n_blocks=9, upsample="transpose", ndf=64, skip=False))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {cfg.train.batch_size}")
-    rows = [("default", cfg, cfg.train.crop_frames, args.steps), ("default", cfg, 256, args.steps),
-            ("reference 64f/9b", ref, 256, args.reference_steps)]
+    rows = [("default", cfg, cfg.train.crop_frames, args.steps, False), ("default", cfg, 256, args.steps, False),
+            ("reference 64f/9b", ref, 256, args.reference_steps, False)]
+    if args.compile:
+        rows.append(("default, compiled", cfg, cfg.train.crop_frames, args.steps, True))
     results = {}
-    for name, c, frames, n in rows:
-        s, params = seconds_per_step(c, frames, n)
+    for name, c, frames, n, compiled in rows:
+        s, median, params = seconds_per_step(c, frames, n, compile=compiled)
         results[(name, frames)] = s
-        print(f"{name:18s} {frames:4d} frames  {params / 1e6:6.2f} M params/generator  {s:7.3f} s/step  {1 / s:6.2f} it/s")
+        print(f"{name:18s} {frames:4d} frames  {params / 1e6:6.2f} M params/generator  "
+              f"best {s:6.3f} s/step ({1 / s:5.2f} it/s), median {median:6.3f}")
     ratio = results[("reference 64f/9b", 256)] / results[("default", 256)]
     print(f"speed-up of the default over the reference on 256x256 crops: {ratio:.1f}x")
 

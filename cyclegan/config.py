@@ -70,6 +70,9 @@ class TrainConfig:
     crop_frames: int = 64  # 0.33 s: timbre is local, and short crops keep a CPU step cheap
     lambda_cycle: float = 10.0
     lambda_identity: float = 5.0  # half the cycle weight, as in CycleGAN
+    # Feature matching on the mean log-spectrum (see training.EnvelopeMatch): a patch
+    # discriminator lets the average spectral envelope drift by several dB; 0 turns it off.
+    lambda_envelope: float = 0.0
     pool_size: int = 50
     val_files: int = 50
     val_fraction: float = 0.08

@@ -25,7 +25,7 @@ from .store import load_tree
 from .training import CycleGAN
 
 CHECKPOINT = "checkpoint.safetensors"
-LOG_FIELDS = ["step", "seconds", "lr", "g_adv", "cycle", "identity", "d", "val_cycle_a", "val_cycle_b"]
+LOG_FIELDS = ["step", "seconds", "lr", "g_adv", "cycle", "identity", "envelope", "d", "val_cycle_a", "val_cycle_b"]
 VAL_MAX_FRAMES = 512  # ~2.6 s per held-out clip keeps validation cheap
 
 
@@ -87,10 +87,11 @@ class RunLog:
 
     def __init__(self, out: Path):
         path = out / "log.csv"
-        new = not path.exists()
+        # a resumed run keeps the columns its log was started with
+        header = path.read_text().partition("\n")[0].split(",") if path.exists() else None
         self.file = open(path, "a", newline="")
-        self.csv = csv.DictWriter(self.file, LOG_FIELDS)
-        if new:
+        self.csv = csv.DictWriter(self.file, header or LOG_FIELDS, extrasaction="ignore")
+        if header is None:
             self.csv.writeheader()
         from torch.utils.tensorboard import SummaryWriter
 

@@ -1,11 +1,10 @@
 import pytest
 import torch
-
-from cyclegan.config import ModelConfig
 import torch.nn.functional as F
 
-from cyclegan.models import (ChannelSumConv, Discriminator, FrameNorm, Generator, NearestUpConv, count_parameters,
-                             init_weights)
+from cyclegan.config import ModelConfig
+from cyclegan.models import (ChannelSumConv, Discriminator, FrameNorm, Generator, NearestUpConv, TimeConv,
+                             count_parameters, init_weights)
 
 
 @pytest.mark.parametrize("arch, upsample, skip", [("212", "nearest", True), ("212", "transpose", False),
@@ -67,15 +66,35 @@ def test_nearest_up_conv_is_upsample_then_reflect_padded_conv():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_channel_sum_conv_inference_path_matches_the_plain_conv():
+def test_channel_sum_conv_matches_the_plain_conv_in_training_and_inference():
     torch.manual_seed(0)
     head = ChannelSumConv(6, 7)
-    x = torch.randn(2, 6, 20, 13)
-    trained_path = head(x)  # grad enabled: nn.Conv2d's own forward
+    x = torch.randn(2, 6, 20, 13, requires_grad=True)
+    plain = F.conv2d(F.pad(x, (3, 3, 3, 3), mode="reflect"), head.weight, head.bias)
+    trained_path = head(x)  # grad enabled: the channels-last plain conv
     with torch.no_grad():
         fast = head(x)
     assert fast.shape == (2, 1, 20, 13)
-    assert torch.allclose(fast, trained_path, atol=1e-5)
+    assert torch.allclose(fast, plain, atol=1e-5) and torch.allclose(trained_path, plain, atol=1e-5)
+    g_plain = torch.autograd.grad(plain.square().sum(), [x, head.weight])
+    g_fast = torch.autograd.grad(trained_path.square().sum(), [x, head.weight])
+    for a, b in zip(g_fast, g_plain):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_time_conv_is_a_reflect_padded_conv1d(k):
+    torch.manual_seed(0)
+    conv = TimeConv(5, 4, k)
+    x = torch.randn(3, 5, 7, requires_grad=True)
+    plain = F.conv1d(F.pad(x, (k // 2, k // 2), mode="reflect"), conv.weight, conv.bias)
+    fast = conv(x)
+    assert fast.shape == (3, 4, 7) and torch.allclose(fast, plain, atol=1e-5)
+    assert set(conv.state_dict()) == {"weight", "bias"} and conv.weight.shape == (4, 5, k)  # nn.Conv1d's
+    g_plain = torch.autograd.grad(plain.square().sum(), [x, conv.weight, conv.bias])
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, conv.weight, conv.bias])
+    for a, b in zip(g_fast, g_plain):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_frame_norm_normalises_each_frame_over_channels_and_frequency():
