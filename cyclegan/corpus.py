@@ -22,7 +22,7 @@ import tinysoundfont
 from scipy.signal import butter, fftconvolve, lfilter
 from tqdm import tqdm
 
-VERSION = 2  # bump when the material or rendering changes, so ensure_corpus re-renders
+VERSION = 3  # bump when the material or rendering changes, so ensure_corpus re-renders
 # Guitar = clean electric (jazz, clean).  A one-to-one translator cannot choose among very
 # different guitar sounds: with muted (28), overdriven (29) and distortion (30) in the domain
 # the generator settled on a bright overdrive-like blend that matched no real guitar (v1 corpus).
@@ -188,8 +188,12 @@ class Renderer:
         return out.mean(axis=1)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarray, dict]:
-    """Light room / EQ / gain / noise variation so a model cannot key on one dry sample set."""
+def augment(x: np.ndarray, rng: np.random.Generator, sr: int,
+            hiss: np.random.Generator | None = None) -> tuple[np.ndarray, dict]:
+    """Light room / EQ / gain / noise variation so a model cannot key on one dry sample set.
+
+    `rng` draws everything, the noise samples too unless `hiss` is given: two recordings in one
+    room share its settings but never the noise itself."""
     x = x.astype(np.float64)
     p = {"reverb_wet": rng.uniform(0.02, 0.15), "reverb_s": rng.uniform(0.15, 0.6),
          "tilt_hz": min(rng.uniform(800, 4000), 0.4 * sr), "tilt_gain": rng.uniform(-0.5, 0.5),
@@ -201,7 +205,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, sr: int) -> tuple[np.ndarra
     b, a = butter(1, p["tilt_hz"], "high", fs=sr)  # x + g*highpass(x) = first-order shelf
     x = x + p["tilt_gain"] * lfilter(b, a, x)
     x = x * 10 ** (p["peak_db"] / 20) / max(np.abs(x).max(), 1e-9)
-    x = x + rng.standard_normal(len(x)) * 10 ** (p["noise_db"] / 20)
+    x = x + (hiss or rng).standard_normal(len(x)) * 10 ** (p["noise_db"] / 20)
     x = x / max(1.0, np.abs(x).max() / 0.999)  # never clip
     return x, {k: round(float(v), 4) for k, v in p.items()}
 
@@ -230,10 +234,13 @@ def _render_job(r: Renderer, s: CorpusSettings, job: dict, out: Path) -> dict:
     notes = make_notes(mat, lo, hi, s.clip_seconds)
     own = np.random.default_rng([job["seed"], 1 + list(PROGRAMS).index(domain)])
     program = r.program(job["soundfont"], domain, int(own.choice(PROGRAMS[domain])))
-    # a pair shares one room / EQ / level / noise draw (its seed), so the pair differs only
-    # in the instrument, and the test clips come from the same distribution as training
+    # a pair shares one room / EQ / level / noise-level draw (its seed), so the pair differs
+    # only in the instrument and the test clips come from the training distribution; each
+    # keeps its own noise samples (with shared ones, output = input would match the reference
+    # exactly wherever the noise dominates, and win the paired distance there)
     room = np.random.default_rng([job["seed"], 99]) if paired else own
-    audio, aug = augment(r.render(job["soundfont"], program, notes, s.clip_seconds), room, s.sample_rate)
+    audio, aug = augment(r.render(job["soundfont"], program, notes, s.clip_seconds), room, s.sample_rate,
+                         hiss=own if paired else None)
     sf.write(out / job["path"], audio, s.sample_rate, subtype="PCM_16")
     return {**job, "program": program, "augment": aug,
             "notes": [[n.pitch, n.start, n.end, n.velocity] for n in notes]}
@@ -249,7 +256,7 @@ def _build(s: CorpusSettings, out: Path) -> float:
     for job in tqdm(_jobs(s), desc="rendering corpus", unit="clip"):
         clips.append(_render_job(r, s, job, out))
     speed = len(clips) * s.clip_seconds / max(time.perf_counter() - t0, 1e-9)
-    manifest = {"settings": s.as_json(), "paired_augmentation": "one draw per pair, shared by both instruments", "clips": clips}
+    manifest = {"settings": s.as_json(), "paired_augmentation": "one draw per pair, shared by both instruments; own noise samples", "clips": clips}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return speed
 

@@ -78,6 +78,15 @@ def test_unpaired_material_is_disjoint(tiny: Path) -> None:
     assert not paired & (piano | guitar)  # the test material never appears in training
 
 
+def test_a_shared_room_draw_does_not_share_the_noise() -> None:
+    silence = np.zeros(4000)
+    same = [corpus.augment(silence, np.random.default_rng(5), 16000, hiss=np.random.default_rng(h)) for h in (1, 1)]
+    other = corpus.augment(silence, np.random.default_rng(5), 16000, hiss=np.random.default_rng(2))
+    assert same[0][1] == other[1]  # the same room, EQ, level and noise level
+    assert np.array_equal(same[0][0], same[1][0]) and np.abs(other[0]).max() > 0
+    assert abs(np.corrcoef(same[0][0], other[0])[0, 1]) < 0.1  # but independent noise
+
+
 def test_paired_set_has_same_notes(tiny: Path) -> None:
     for p, g in zip(clips(tiny, "piano", True), clips(tiny, "guitar", True), strict=True):
         assert Path(p["path"]).name == Path(g["path"]).name
