@@ -88,7 +88,11 @@ class RunLog:
     def __init__(self, out: Path):
         path = out / "log.csv"
         # a resumed run keeps the columns its log was started with
-        header = path.read_text().partition("\n")[0].split(",") if path.exists() else None
+        header = None
+        if path.exists():
+            with open(path) as f:
+                first = f.readline().strip()
+            header = first.split(",") if first else None
         self.file = open(path, "a", newline="")
         self.csv = csv.DictWriter(self.file, header or LOG_FIELDS, extrasaction="ignore")
         if header is None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cyclegan import store, weights
-from cyclegan.fit import CHECKPOINT, RunOptions, fit
+from cyclegan.fit import CHECKPOINT, RunLog, RunOptions, fit
 from cyclegan.training import CycleGAN, EnvelopeMatch, Generators, HistoryPool
 from conftest import tiny_config
 
@@ -153,6 +153,19 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(toy_domains, tm
     assert log[0].startswith("step,") and any(line.startswith("6,") for line in log)
     assert len(list((tmp_path / "straight" / "samples").glob("step_*.png"))) == 2
     assert (tmp_path / "straight" / CHECKPOINT).exists() and list((tmp_path / "straight" / "tensorboard").iterdir())
+
+
+def test_a_resumed_log_keeps_its_columns(tmp_path):
+    old = "step,seconds,lr,g_adv,cycle,identity,d,val_cycle_a,val_cycle_b\n1,0.5,0.0002,1,2,3,4,,\n"
+    (tmp_path / "log.csv").write_text(old)  # written before the envelope column existed
+    log = RunLog(tmp_path)
+    log.write(2, {"seconds": 1.0, "lr": 1e-4, "g_adv": 0.5, "cycle": 0.1, "identity": 0.2, "envelope": 0.3, "d": 0.4})
+    log.close()
+    assert (tmp_path / "log.csv").read_text() == old + "2,1.0,0.0001,0.5,0.1,0.2,0.4,,\n"
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "log.csv").write_text("")  # a run killed before its first row
+    RunLog(tmp_path / "new").close()
+    assert (tmp_path / "new" / "log.csv").read_text().startswith("step,seconds,lr,g_adv,cycle,identity,envelope,d")
 
 
 def test_run_exports_weights_the_translator_loads(toy_domains, tmp_path):
