@@ -1,7 +1,7 @@
 """Seconds per CycleGAN training step (batch 2) for the default and the reference generator,
 and for the default under torch.compile (train.py --compile).
 
-    python bench/train_speed.py [--steps 10] [--reference-steps 3] [--no-compile]
+    python bench/train_speed.py [--steps 20] [--reference-steps 3] [--no-compile]
 """
 from __future__ import annotations
 

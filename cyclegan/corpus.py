@@ -256,7 +256,9 @@ def _build(s: CorpusSettings, out: Path) -> float:
     for job in tqdm(_jobs(s), desc="rendering corpus", unit="clip"):
         clips.append(_render_job(r, s, job, out))
     speed = len(clips) * s.clip_seconds / max(time.perf_counter() - t0, 1e-9)
-    manifest = {"settings": s.as_json(), "paired_augmentation": "one draw per pair, shared by both instruments; own noise samples", "clips": clips}
+    manifest = {"settings": s.as_json(),
+                "paired_augmentation": "one draw per pair, shared by both instruments; own noise samples",
+                "clips": clips}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return speed
 

@@ -66,7 +66,9 @@ class EnvelopeMatch:
         self.momentum = momentum
         self.means: dict[str, torch.Tensor] = {}
 
-    def _update(self, key: str, env: torch.Tensor) -> torch.Tensor:
+    def _update(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        """Fold this batch's mean log-spectrum (B, 1, F, T) -> (F,) into the running mean `key`."""
+        env = x.float().mean(dim=(0, 1, 3))
         old = self.means.get(key)
         new = env if old is None else self.momentum * old + (1 - self.momentum) * env
         self.means[key] = new.detach()
@@ -74,8 +76,8 @@ class EnvelopeMatch:
 
     def loss(self, domain: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            target = self._update(f"real_{domain}", real.float().mean(dim=(0, 1, 3)))
-        return F.l1_loss(self._update(f"fake_{domain}", fake.float().mean(dim=(0, 1, 3))), target)
+            target = self._update(f"real_{domain}", real)
+        return F.l1_loss(self._update(f"fake_{domain}", fake), target)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.cpu() for k, v in self.means.items()}
