@@ -39,6 +39,8 @@ TUNABLE = {
     "bottleneck": ("model", "channels of the 1-D bottleneck (arch 212)"),
     "upsample": ("model", "decoder up-sampling: 'nearest' (+conv) or 'transpose'"),
     "ndf": ("model", "discriminator filters in the first layer"),
+    "head": ("model", "generator output: 'delta' (per-bin change) or 'envelope' (frequency-smooth gain)"),
+    "envelope_bins": ("model", "width in bins of the envelope head's smoothing (odd)"),
 }
 
 
@@ -68,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the models: ~25%% faster steps after a few minutes of compiling "
                           "(cached for later runs); for long runs")
+    run.add_argument("--time-limit", type=float, metavar="MINUTES",
+                     help="stop after this much wall time, with a checkpoint to --resume from")
+    run.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+                     help="also export the generators every N steps to OUT/snapshots/step_N/ (each loads "
+                          "like weights/NAME/), to pick the best step afterwards")
     run.add_argument("--export", metavar="NAME", help="at the end, write weights/NAME/ for the app and CLI")
     run.add_argument("--weights-root", type=Path, default=Path("weights"), help="where --export writes")
     return p.parse_args(argv)
@@ -125,7 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     from cyclegan.fit import RunOptions, fit
 
     opts = RunOptions(args.domain_a, args.domain_b, args.out, args.device, args.resume, args.export,
-                      args.weights_root, args.cache_dir, args.compile)
+                      args.weights_root, args.cache_dir, args.compile,
+                      time_limit=args.time_limit * 60 if args.time_limit is not None else None,
+                      snapshot_every=args.snapshot_every)
     try:
         fit(build_config(args), opts)
     except DataError as e:

@@ -55,6 +55,11 @@ class ModelConfig:
     # as the identity and only has to learn the timbre change, and the notes (fine harmonic
     # detail) need not squeeze through the bottleneck.  False = the report's plain generator.
     skip: bool = True
+    # What the generator outputs on top of the input: "delta", a free per-bin change (in tanh-logit
+    # space), or "envelope", a gain in dB smoothed over `envelope_bins` frequency bins, so the
+    # partials are kept and only the spectral envelope moves, frame by frame.
+    head: str = "delta"
+    envelope_bins: int = 9
     ndf: int = 16
     d_layers: int = 3  # 3 strided layers + 2 = the 70x70 PatchGAN
 

@@ -41,6 +41,8 @@ class RunOptions:
     cache_dir: Path | None = None
     compile: bool = False
     until: int | None = None  # stop early at this step, as a kill would (used by tests)
+    time_limit: float | None = None  # seconds of wall time, then stop with a checkpoint
+    snapshot_every: int = 0  # also export the generators every N steps, to choose among later
 
 
 def _setup_distributed(device: str) -> tuple[torch.device, int, int]:
@@ -168,6 +170,11 @@ def fit(cfg: Config, opts: RunOptions) -> CycleGAN:
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
             if step % t.save_every == 0:
                 save()
+            if rank == 0 and opts.snapshot_every and step % opts.snapshot_every == 0:
+                weights.export(out / "snapshots" / f"step_{step:07d}", model.gens, cfg)
+            if opts.time_limit is not None and time.time() - start >= opts.time_limit:
+                bar.write(f"time limit reached at step {step}; continue with --resume")
+                break
     except KeyboardInterrupt:
         bar.write(f"interrupted at step {model.step_count}; saving a checkpoint to resume from")
         save()

@@ -152,6 +152,26 @@ class Bottleneck1d(nn.Module):
         return y.reshape(b, c, f, t)
 
 
+class FrequencySmooth(nn.Module):
+    """A fixed Hann-weighted moving average over frequency, edges replicated.
+
+    The envelope head's output goes through it: a gain that varies slower than the partial
+    spacing reshapes the spectral envelope without writing texture between the partials.
+    """
+
+    def __init__(self, bins: int):
+        super().__init__()
+        if bins < 1 or bins % 2 == 0:
+            raise ValueError(f"envelope_bins must be odd and positive, got {bins}")
+        w = torch.hann_window(bins + 2, periodic=False)[1:-1]
+        self.register_buffer("kernel", (w / w.sum()).view(1, 1, bins, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, f = self.kernel.shape[2] // 2, x.shape[-2]
+        rows = torch.arange(-p, f + p, device=x.device).clamp_(0, f - 1)  # an index gather: compile-safe
+        return F.conv2d(x[..., rows, :], self.kernel.to(x.dtype))
+
+
 class Generator(nn.Module):
     """Strided-conv encoder, residual bottleneck, up-sampling decoder, tanh output."""
 
@@ -172,6 +192,11 @@ class Generator(nn.Module):
         head = ChannelSumConv(chs[0], 7)
         self.net = nn.Sequential(*enc, mid, *dec, head)
         self.skip = cfg.skip
+        if cfg.head not in ("delta", "envelope"):
+            raise ValueError(f"unknown generator head {cfg.head!r} (use 'delta' or 'envelope')")
+        if cfg.head == "envelope" and not cfg.skip:
+            raise ValueError("the envelope head is a gain on the input: it needs skip=True")
+        self.smooth = FrequencySmooth(cfg.envelope_bins) if cfg.head == "envelope" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Any number of frames: pad time to a multiple of the down-sampling factor, crop back.
@@ -183,6 +208,8 @@ class Generator(nn.Module):
         if pad:  # replicate works for any length (reflect needs pad < frames)
             x = F.pad(x, (0, pad, 0, 0), mode="replicate")
         h = self.net(x)[..., :frames]
+        if self.smooth is not None:  # a dB gain (the model scale is linear in dB), clipped to the scale
+            return (x[..., :frames] + self.smooth(h)).clamp(-1.0, 1.0)
         if self.skip:  # learn a change to the input (in tanh-logit space), not the whole spectrogram
             h = h + torch.atanh(x[..., :frames].clamp(-0.999, 0.999))
         return torch.tanh(h)

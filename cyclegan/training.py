@@ -227,6 +227,7 @@ class CycleGAN:
         self.discs.load_state_dict(state["discs"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self._match_optimizer_layout()
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         for k, p in self.pools.items():
@@ -235,6 +236,15 @@ class CycleGAN:
         self.step_count = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         return state["rng"]
+
+    def _match_optimizer_layout(self) -> None:
+        """Saved moments are contiguous; fused Adam wants each parameter's own strides
+        (channels-last on CUDA), or a resumed run fails at its first step."""
+        for opt in (self.opt_g, self.opt_d):
+            for p, st in opt.state.items():
+                for k, v in st.items():
+                    if torch.is_tensor(v) and v.shape == p.shape:
+                        st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
     def save(self, path: Path, extra_rng: dict[str, torch.Tensor]) -> None:
         save_tree(path, self.state_dict(extra_rng))

@@ -155,6 +155,19 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(toy_domains, tm
     assert (tmp_path / "straight" / CHECKPOINT).exists() and list((tmp_path / "straight" / "tensorboard").iterdir())
 
 
+def test_snapshots_and_a_time_limit(toy_domains, tmp_path, capsys):
+    cfg = tiny_config(steps=50, save_every=100, val_every=100, crop_frames=32)
+    model = run(toy_domains, tmp_path / "r", cfg, snapshot_every=2, time_limit=0.0)  # stops after one step
+    assert model.step_count == 1 and "time limit reached at step 1" in capsys.readouterr().out
+    assert store.load_tree(tmp_path / "r" / CHECKPOINT)["step"] == 1  # a checkpoint to resume from
+    model = run(toy_domains, tmp_path / "r", tiny_config(steps=4, crop_frames=32), resume=True, snapshot_every=2)
+    snaps = sorted(p.name for p in (tmp_path / "r" / "snapshots").iterdir())
+    assert snaps == ["step_0000002", "step_0000004"]
+    _, gens = weights.load(tmp_path / "r" / "snapshots" / "step_0000004")  # loads like weights/NAME/
+    for x, y in zip(model.gens.state_dict().values(), gens.state_dict().values()):
+        assert torch.equal(x, y)
+
+
 def test_a_resumed_log_keeps_its_columns(tmp_path):
     old = "step,seconds,lr,g_adv,cycle,identity,d,val_cycle_a,val_cycle_b\n1,0.5,0.0002,1,2,3,4,,\n"
     (tmp_path / "log.csv").write_text(old)  # written before the envelope column existed
@@ -174,3 +187,22 @@ def test_run_exports_weights_the_translator_loads(toy_domains, tmp_path):
     dirs = weights.directions(tmp_path / "weights")
     assert [d.value for d in dirs] == ["piano2guitar", "guitar2piano"]
     assert store.load_tree(tmp_path / "run" / CHECKPOINT)["step"] == 2
+
+
+def test_a_channels_last_model_resumes_with_fused_adam(tmp_path):
+    """CUDA trains channels-last; the saved Adam moments are contiguous and must be brought
+    back to each parameter's strides, or fused Adam refuses the first resumed step."""
+    def channels_last(model: CycleGAN) -> CycleGAN:
+        model.gens.to(memory_format=torch.channels_last)
+        model.discs.to(memory_format=torch.channels_last)
+        return model
+
+    a, b = batch(1), batch(2)
+    model = channels_last(CycleGAN(tiny_config(), CPU))
+    model.step(a, b)
+    model.save(tmp_path / "ckpt.safetensors", {})
+    resumed = channels_last(CycleGAN(tiny_config(), CPU))
+    resumed.load(tmp_path / "ckpt.safetensors")
+    conv = resumed.gens.a2b.net[1][0].weight  # several input channels: channels-last strides differ
+    assert resumed.opt_g.state[conv]["exp_avg"].stride() == conv.stride() != conv.contiguous().stride()
+    assert resumed.step(a, b).losses == model.step(a, b).losses
