@@ -39,6 +39,7 @@ TUNABLE = {
     "bottleneck": ("model", "channels of the 1-D bottleneck (arch 212)"),
     "upsample": ("model", "decoder up-sampling: 'nearest' (+conv) or 'transpose'"),
     "ndf": ("model", "discriminator filters in the first layer"),
+    "d_layers": ("model", "strided discriminator layers (3: the 70x70 PatchGAN; 4: 142x142)"),
     "head": ("model", "generator output: 'delta' (per-bin change) or 'envelope' (frequency-smooth gain)"),
     "envelope_bins": ("model", "width in bins of the envelope head's smoothing (odd)"),
 }
