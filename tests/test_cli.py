@@ -22,8 +22,8 @@ def test_train_help_documents_every_flag():
     assert r.returncode == 0
     for flag in ["--domain-a", "--domain-b", "--name-a", "--name-b", "--steps", "--batch-size", "--lr", "--crop-frames",
                  "--ngf", "--n-blocks", "--lambda-cycle", "--lambda-identity", "--out", "--resume", "--device",
-                 "--seed", "--val-every", "--save-every", "--export", "--head", "--envelope-bins", "--d-layers", "--time-limit",
-                 "--snapshot-every"]:
+                 "--seed", "--val-every", "--save-every", "--export", "--head", "--envelope-bins", "--d-layers",
+                 "--time-limit", "--snapshot-every"]:
         assert flag in r.stdout, flag
 
 
