@@ -122,6 +122,17 @@ def _fingerprint(model: CycleGAN) -> str:
     return h.hexdigest()
 
 
+def _out_of_time(limit: float | None, start: float, world: int, device: torch.device) -> bool:
+    """Every rank must stop at the same step (a rank that stopped alone would hang the others
+    in their next collective), so under DDP the ranks decide together."""
+    if limit is None:
+        return False
+    late = torch.tensor(float(time.time() - start >= limit), device=device)
+    if world > 1:
+        dist.all_reduce(late, op=dist.ReduceOp.MAX)
+    return bool(late.item())
+
+
 def fit(cfg: Config, opts: RunOptions) -> CycleGAN:
     device, rank, world = _setup_distributed(opts.device)
     out = Path(opts.out)
@@ -172,7 +183,7 @@ def fit(cfg: Config, opts: RunOptions) -> CycleGAN:
                 save()
             if rank == 0 and opts.snapshot_every and step % opts.snapshot_every == 0:
                 weights.export(out / "snapshots" / f"step_{step:07d}", model.gens, cfg)
-            if opts.time_limit is not None and time.time() - start >= opts.time_limit:
+            if _out_of_time(opts.time_limit, start, world, device):
                 bar.write(f"time limit reached at step {step}; continue with --resume")
                 break
     except KeyboardInterrupt:

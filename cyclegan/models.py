@@ -173,7 +173,8 @@ class FrequencySmooth(nn.Module):
 
 
 class Generator(nn.Module):
-    """Strided-conv encoder, residual bottleneck, up-sampling decoder, tanh output."""
+    """Strided-conv encoder, residual bottleneck, up-sampling decoder; a tanh output ("delta"
+    head) or a clipped, frequency-smooth gain on the input ("envelope" head)."""
 
     def __init__(self, cfg: ModelConfig, n_freq: int):
         super().__init__()

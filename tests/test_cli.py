@@ -62,6 +62,14 @@ def test_torchrun_two_processes_keep_identical_weights(toy_domains, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = json.loads((tmp_path / "ddp" / "ranks.json").read_text())
     assert ranks["world"] == 2 and len(set(ranks["fingerprints"])) == 1
+    # a time limit must stop both ranks at the same step, or the one left running hangs
+    r = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "--domain-a", a,
+            "--domain-b", b, "--steps", "50", "--time-limit", "0", "--resume", "--out", tmp_path / "ddp",
+            "--cache-dir", tmp_path / "cache", "--device", "cpu", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "time limit reached at step 4" in r.stdout + r.stderr
+    ranks = json.loads((tmp_path / "ddp" / "ranks.json").read_text())
+    assert len(set(ranks["fingerprints"])) == 1
     assert (tmp_path / "ddp" / "checkpoint.safetensors").exists()
 
 
