@@ -127,10 +127,12 @@ def _out_of_time(limit: float | None, start: float, world: int, device: torch.de
     in their next collective), so under DDP the ranks decide together."""
     if limit is None:
         return False
-    late = torch.tensor(float(time.time() - start >= limit), device=device)
-    if world > 1:
-        dist.all_reduce(late, op=dist.ReduceOp.MAX)
-    return bool(late.item())
+    late = time.time() - start >= limit
+    if world == 1:  # no collective, and no device sync in every step
+        return late
+    flag = torch.tensor(float(late), device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def fit(cfg: Config, opts: RunOptions) -> CycleGAN:

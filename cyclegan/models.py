@@ -49,11 +49,15 @@ def _conv_block(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
 _TIE = torch.tensor([[0.0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]])
 
 
+def _edge_index(n: int, pad: int, device: torch.device) -> torch.Tensor:
+    """Indices that replicate-pad an axis of length n by `pad` on each side, for an index gather
+    (torch.compile mis-strides replication_pad2d's backward)."""
+    return torch.arange(-pad, n + pad, device=device).clamp_(0, n - 1)
+
+
 def _replicate_pad1(x: torch.Tensor) -> torch.Tensor:
-    """Replicate-pad the last two axes by one, as an index gather (torch.compile mis-strides
-    replication_pad2d's backward)."""
-    rows = torch.arange(-1, x.shape[-2] + 1, device=x.device).clamp_(0, x.shape[-2] - 1)
-    cols = torch.arange(-1, x.shape[-1] + 1, device=x.device).clamp_(0, x.shape[-1] - 1)
+    """Replicate-pad the last two axes by one."""
+    rows, cols = _edge_index(x.shape[-2], 1, x.device), _edge_index(x.shape[-1], 1, x.device)
     return x[..., rows[:, None], cols]
 
 
@@ -167,8 +171,7 @@ class FrequencySmooth(nn.Module):
         self.register_buffer("kernel", (w / w.sum()).view(1, 1, bins, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p, f = self.kernel.shape[2] // 2, x.shape[-2]
-        rows = torch.arange(-p, f + p, device=x.device).clamp_(0, f - 1)  # an index gather: compile-safe
+        rows = _edge_index(x.shape[-2], self.kernel.shape[2] // 2, x.device)
         return F.conv2d(x[..., rows, :], self.kernel.to(x.dtype))
 
 
