@@ -25,6 +25,7 @@ TUNABLE = {
     "lr": ("train", "Adam learning rate"),
     "crop_frames": ("train", "time frames per training crop"),
     "lambda_cycle": ("train", "weight of the two cycle-consistency losses"),
+    "cycle_loss": ("train", "what the cycle loss compares: 'log' (dB), 'linear' or 'cbrt' (magnitudes)"),
     "lambda_identity": ("train", "weight of the identity losses (0 turns them off)"),
     "lambda_envelope": ("train", "weight of the mean-spectrum feature matching (0 turns it off)"),
     "pool_size": ("train", "fakes kept in each history pool"),
@@ -67,6 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run = p.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/piano_guitar"), help="checkpoints, logs and samples")
     run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    run.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
+                     help="start from an exported model's generators (e.g. weights/piano_guitar), to fine-tune "
+                          "it with other losses or data; its spectrogram and model settings are kept, the "
+                          "discriminators start fresh")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the models: ~25%% faster steps after a few minutes of compiling "
@@ -88,12 +93,19 @@ def build_config(args: argparse.Namespace) -> Config:
 
     saved = saved_config(args.out) if args.resume else None
     cfg = saved or Config(name_a=args.name_a or args.domain_a.name, name_b=args.name_b or args.domain_b.name)
+    fixed = "when resuming" if saved else None
+    if args.init_from and not saved:
+        try:
+            start = Config.load(args.init_from / "config.json")
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: --init-from {args.init_from}: no exported model there ({e})")
+        cfg.spec, cfg.model, fixed = start.spec, start.model, "with --init-from"
     for name, (section, _) in TUNABLE.items():
         value = getattr(args, name)
         if value is None or value == getattr(getattr(cfg, section), name):
             continue
-        if saved and section == "model":
-            sys.exit(f"error: --{name.replace('_', '-')} cannot change when resuming; the checkpoint's model "
+        if fixed and section == "model":
+            sys.exit(f"error: --{name.replace('_', '-')} cannot change {fixed}; the model "
                      f"has {name}={getattr(cfg.model, name)}")
         setattr(getattr(cfg, section), name, value)
     if args.lr_decay is not None:
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     opts = RunOptions(args.domain_a, args.domain_b, args.out, args.device, args.resume, args.export,
                       args.weights_root, args.cache_dir, args.compile,
                       time_limit=args.time_limit * 60 if args.time_limit is not None else None,
-                      snapshot_every=args.snapshot_every)
+                      snapshot_every=args.snapshot_every, init_from=args.init_from)
     try:
         fit(build_config(args), opts)
     except DataError as e:

@@ -75,6 +75,9 @@ class TrainConfig:
     crop_frames: int = 64  # 0.33 s: timbre is local, and short crops keep a CPU step cheap
     lambda_cycle: float = 10.0
     lambda_identity: float = 5.0  # half the cycle weight, as in CycleGAN
+    # What the cycle loss compares: "log" (the model's dB scale), "linear" (magnitudes: the
+    # report's metric) or "cbrt" (cube-root magnitudes); see training.cycle_distance.
+    cycle_loss: str = "log"
     # Feature matching on the mean log-spectrum (see training.EnvelopeMatch): a patch
     # discriminator lets the average spectral envelope drift by several dB; 0 turns it off.
     lambda_envelope: float = 0.0

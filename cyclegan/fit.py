@@ -43,6 +43,7 @@ class RunOptions:
     until: int | None = None  # stop early at this step, as a kill would (used by tests)
     time_limit: float | None = None  # seconds of wall time, then stop with a checkpoint
     snapshot_every: int = 0  # also export the generators every N steps, to choose among later
+    init_from: Path | None = None  # an exported model whose generators a new run starts from
 
 
 def _setup_distributed(device: str) -> tuple[torch.device, int, int]:
@@ -152,8 +153,13 @@ def fit(cfg: Config, opts: RunOptions) -> CycleGAN:
             s.rng.set_state(rng[f"sampler_{k}"])
         if rank == 0:
             print(f"resuming from step {model.step_count} ({ckpt})")
-    elif opts.resume and rank == 0:
-        print(f"no checkpoint in {out}; starting from step 0")
+    else:
+        if opts.resume and rank == 0:
+            print(f"no checkpoint in {out}; starting from step 0")
+        if opts.init_from:
+            model.gens.load_state_dict(weights.load(opts.init_from)[1].state_dict())
+            if rank == 0:
+                print(f"generators from {opts.init_from}; discriminators and optimisers start fresh")
     if opts.compile:
         model.compile()
 

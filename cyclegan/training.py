@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
+from . import audio
+from .config import Config, SpecConfig
 from .models import Discriminator, Generator, init_weights
 from .store import load_tree, save_tree
 
@@ -117,6 +118,25 @@ class Discriminators(nn.Module):
         return self.a(a), self.b(b)
 
 
+CYCLE_POWERS = {"linear": 1.0, "cbrt": 1 / 3}  # besides "log"
+
+
+def cycle_distance(rec: torch.Tensor, x: torch.Tensor, kind: str, spec: SpecConfig) -> torch.Tensor:
+    """How far a cycle reconstruction is from its input.
+
+    "log": L1 on the model's dB scale, every bin alike.  A quiet piano partial 50 dB down then
+    costs as much as the fundamental, so the piano->guitar generator must keep the piano's quiet
+    upper partials and hammer noise in its "guitar", or the cycle cannot rebuild them.
+    "linear": the report's own metric, mean|rec - x| / mean|x| on linear magnitudes, led by
+    the loud bins; "cbrt": the same on cube-root magnitudes, in between.
+    """
+    if kind == "log":
+        return F.l1_loss(rec, x)
+    p = CYCLE_POWERS[kind]
+    m_rec, m_x = (audio.from_model(t.float(), spec) ** p for t in (rec, x))
+    return (m_rec - m_x).abs().mean() / m_x.abs().mean().clamp_min(1e-12)
+
+
 def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, target))
 
@@ -133,6 +153,9 @@ class CycleGAN:
     def __init__(self, cfg: Config, device: torch.device, rank: int = 0, ddp: bool = False):
         self.cfg, self.device = cfg, device
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+        if cfg.train.cycle_loss not in ("log", *CYCLE_POWERS):
+            raise ValueError(f"unknown cycle loss {cfg.train.cycle_loss!r}: use 'log', "
+                             + ", ".join(repr(k) for k in CYCLE_POWERS))
         self.gens, self.discs = Generators(cfg).to(device), Discriminators(cfg).to(device)
         init_weights(self.gens), init_weights(self.discs)
         if device.type == "cuda":
@@ -183,7 +206,8 @@ class CycleGAN:
             out = self.g_train(a, b, identity)
             pred_a, pred_b = self.discs(out["fake_a"], out["fake_b"])
             adv = _lsgan(pred_a, 1.0) + _lsgan(pred_b, 1.0)
-            cyc = F.l1_loss(out["rec_a"], a) + F.l1_loss(out["rec_b"], b)
+            cyc = (cycle_distance(out["rec_a"], a, t.cycle_loss, self.cfg.spec)
+                   + cycle_distance(out["rec_b"], b, t.cycle_loss, self.cfg.spec))
             idt = F.l1_loss(out["idt_a"], a) + F.l1_loss(out["idt_b"], b) if identity else adv.new_zeros(())
             env = (self.envelope.loss("a", a, out["fake_a"]) + self.envelope.loss("b", b, out["fake_b"])
                    if t.lambda_envelope > 0 else adv.new_zeros(()))

@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import soundfile as sf
+import torch
+from safetensors.torch import load_file
 
 from conftest import ROOT
 
@@ -23,7 +25,7 @@ def test_train_help_documents_every_flag():
     for flag in ["--domain-a", "--domain-b", "--name-a", "--name-b", "--steps", "--batch-size", "--lr", "--crop-frames",
                  "--ngf", "--n-blocks", "--lambda-cycle", "--lambda-identity", "--out", "--resume", "--device",
                  "--seed", "--val-every", "--save-every", "--export", "--head", "--envelope-bins", "--d-layers",
-                 "--time-limit", "--snapshot-every"]:
+                 "--time-limit", "--snapshot-every", "--cycle-loss", "--init-from"]:
         assert flag in r.stdout, flag
 
 
@@ -52,6 +54,26 @@ def test_train_export_then_translate_cli(toy_domains, tmp_path):
     assert sf.info(tmp_path / "out" / "a0_piano2guitar.wav").frames == sf.info(a / "a0.wav").frames
     r = run("-m", "cyclegan.translate", a, "--direction", "violin2flute", "--weights", tmp_path / "w")
     assert r.returncode != 0 and "available: piano2guitar, guitar2piano" in r.stderr
+
+
+def test_init_from_starts_a_new_run_from_exported_generators(toy_domains, tmp_path):
+    a, b = toy_domains
+    common = ["train.py", "--domain-a", a, "--domain-b", b, "--cache-dir", tmp_path / "cache",
+              "--weights-root", tmp_path / "w"]
+    assert run(*common, "--steps", "1", "--out", tmp_path / "base", "--export", "base", *TINY).returncode == 0
+    # 0 steps: the exported generators must be exactly the ones started from
+    r = run(*common, "--steps", "0", "--out", tmp_path / "ft", "--export", "ft", "--init-from", tmp_path / "w" / "base",
+            "--cycle-loss", "linear")
+    assert r.returncode == 0, r.stderr
+    assert "generators from" in r.stdout
+    base, ft = (load_file(tmp_path / "w" / n / "generators.safetensors") for n in ("base", "ft"))
+    assert base.keys() == ft.keys() and all(torch.equal(base[k], ft[k]) for k in base)
+    saved = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert saved["model"]["ngf"] == 4 and saved["train"]["cycle_loss"] == "linear"  # the model's own settings
+    r = run(*common, "--out", tmp_path / "ft2", "--init-from", tmp_path / "w" / "base", "--ngf", "8")
+    assert r.returncode != 0 and "--ngf cannot change with --init-from" in r.stderr
+    r = run(*common, "--out", tmp_path / "ft3", "--init-from", tmp_path / "nothing")
+    assert r.returncode != 0 and "no exported model there" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_torchrun_two_processes_keep_identical_weights(toy_domains, tmp_path):

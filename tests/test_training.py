@@ -4,9 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan import store, weights
+from cyclegan import audio, store, weights
+from cyclegan.config import SpecConfig
+from cyclegan.metrics import relative_cycle_error
 from cyclegan.fit import CHECKPOINT, RunLog, RunOptions, fit
-from cyclegan.training import CycleGAN, EnvelopeMatch, Generators, HistoryPool
+from cyclegan.training import CycleGAN, EnvelopeMatch, Generators, HistoryPool, cycle_distance
 from conftest import tiny_config
 
 CPU = torch.device("cpu")
@@ -29,6 +31,27 @@ def test_a_few_steps_lower_the_cycle_loss():
     losses = [model.step(a, b).losses["cycle"] for _ in range(20)]
     assert sum(losses[-3:]) < 0.85 * sum(losses[:3])  # measured: about 0.75
     assert model.step_count == 20
+
+
+def test_cycle_distances_weigh_quiet_bins_differently():
+    spec, x = SpecConfig(), batch(1)
+    assert all(cycle_distance(x, x, k, spec).item() == 0 for k in ("log", "linear", "cbrt"))
+    rec = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    report = relative_cycle_error(audio.from_model(x, spec).numpy(), audio.from_model(rec, spec).numpy())
+    assert cycle_distance(rec, x, "linear", spec).item() == pytest.approx(report, rel=1e-4)  # the report's metric
+    # half the bins at -20 dB, half at -80 dB; the same +5 dB error in either half
+    x = torch.full((1, 1, 2, 8), 0.6)
+    x[:, :, 1] = -0.6
+    loud, quiet = x.clone(), x.clone()
+    loud[:, :, 0] += 0.1
+    quiet[:, :, 1] += 0.1
+    ratios = {k: (cycle_distance(quiet, x, k, spec) / cycle_distance(loud, x, k, spec)).item()
+              for k in ("log", "linear", "cbrt")}
+    assert ratios["log"] == pytest.approx(1.0)  # every bin alike
+    assert ratios["linear"] == pytest.approx(1e-3, rel=1e-3)  # 60 dB down: a thousandth
+    assert ratios["cbrt"] == pytest.approx(0.1, rel=1e-3)
+    with pytest.raises(ValueError, match="unknown cycle loss 'l2'"):
+        CycleGAN(tiny_config(cycle_loss="l2"), CPU)
 
 
 def test_history_pool_mixes_old_and_new_fakes():
