@@ -45,6 +45,8 @@ TUNABLE = {
     "envelope_bins": ("model", "width in bins of the envelope head's smoothing (odd)"),
 }
 
+FRESH_WITH_INIT = ("ndf", "d_layers")  # the discriminators start fresh with --init-from, so they may change
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     run.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
                      help="start from an exported model's generators (e.g. weights/piano_guitar), to fine-tune "
-                          "it with other losses or data; its spectrogram and model settings are kept, the "
-                          "discriminators start fresh")
+                          "it with other losses or data; its spectrogram and generator settings are kept, the "
+                          "discriminators start fresh (--ndf and --d-layers may change)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the models: ~25%% faster steps after a few minutes of compiling "
@@ -104,7 +106,7 @@ def build_config(args: argparse.Namespace) -> Config:
         value = getattr(args, name)
         if value is None or value == getattr(getattr(cfg, section), name):
             continue
-        if fixed and section == "model":
+        if fixed and section == "model" and not (fixed == "with --init-from" and name in FRESH_WITH_INIT):
             sys.exit(f"error: --{name.replace('_', '-')} cannot change {fixed}; the model "
                      f"has {name}={getattr(cfg.model, name)}")
         setattr(getattr(cfg, section), name, value)

@@ -63,13 +63,14 @@ def test_init_from_starts_a_new_run_from_exported_generators(toy_domains, tmp_pa
     assert run(*common, "--steps", "1", "--out", tmp_path / "base", "--export", "base", *TINY).returncode == 0
     # 0 steps: the exported generators must be exactly the ones started from
     r = run(*common, "--steps", "0", "--out", tmp_path / "ft", "--export", "ft", "--init-from", tmp_path / "w" / "base",
-            "--cycle-loss", "linear")
+            "--cycle-loss", "linear", "--ndf", "8")
     assert r.returncode == 0, r.stderr
     assert "generators from" in r.stdout
     base, ft = (load_file(tmp_path / "w" / n / "generators.safetensors") for n in ("base", "ft"))
     assert base.keys() == ft.keys() and all(torch.equal(base[k], ft[k]) for k in base)
     saved = json.loads((tmp_path / "ft" / "config.json").read_text())
-    assert saved["model"]["ngf"] == 4 and saved["train"]["cycle_loss"] == "linear"  # the model's own settings
+    assert saved["model"]["ngf"] == 4 and saved["train"]["cycle_loss"] == "linear"  # the generators' own settings
+    assert saved["model"]["ndf"] == 8  # new discriminators may differ
     r = run(*common, "--out", tmp_path / "ft2", "--init-from", tmp_path / "w" / "base", "--ngf", "8")
     assert r.returncode != 0 and "--ngf cannot change with --init-from" in r.stderr
     r = run(*common, "--out", tmp_path / "ft3", "--init-from", tmp_path / "nothing")
