@@ -173,6 +173,7 @@ def test_missing_preset_falls_back_within_family(monkeypatch: pytest.MonkeyPatch
     r = corpus.Renderer(corpus.resolve_soundfonts(), 16000)
     synth, _ = next(iter(r.synths.values()))
     path = next(iter(r.synths))
+    monkeypatch.setattr(corpus, "SKIP", {})
     monkeypatch.setattr(synth, "sfpreset_name", lambda sfid, bank, p: None if p == 26 else "x")
     assert r.program(path, "guitar", 27) == 27
     assert r.program(path, "guitar", 26) == 27  # another electric guitar first
@@ -181,3 +182,13 @@ def test_missing_preset_falls_back_within_family(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(synth, "sfpreset_name", lambda sfid, bank, p: None)
     with pytest.raises(corpus.CorpusError, match="no guitar preset"):
         r.program(path, "guitar", 26)
+
+
+def test_skipped_presets_are_never_rendered(tiny: Path) -> None:
+    r = corpus.Renderer(corpus.resolve_soundfonts(), 16000)
+    path = next(iter(r.synths))
+    assert Path(path).name == "TimGM6mb.sf2" and corpus.SKIP[("TimGM6mb.sf2", "guitar")] == (27,)
+    assert r.program(path, "guitar", 27) == 26  # its bright clean guitar: the other electric guitar instead
+    assert r.program(path, "piano", 1) == 1
+    played = {c["program"] for c in clips(tiny, "guitar", False) + clips(tiny, "guitar", True)}
+    assert played == {26}
