@@ -45,6 +45,7 @@ TUNABLE = {
     "envelope_bins": ("model", "width in bins of the envelope head's smoothing (odd)"),
 }
 
+MODEL_FLAGS = {name for name, (section, _) in TUNABLE.items() if section == "model"}
 FRESH_WITH_INIT = ("ndf", "d_layers")  # the discriminators start fresh with --init-from, so they may change
 
 
@@ -95,19 +96,22 @@ def build_config(args: argparse.Namespace) -> Config:
 
     saved = saved_config(args.out) if args.resume else None
     cfg = saved or Config(name_a=args.name_a or args.domain_a.name, name_b=args.name_b or args.domain_b.name)
-    fixed = "when resuming" if saved else None
+    fixed, why = (MODEL_FLAGS, "when resuming") if saved else (set(), "")
     if args.init_from and not saved:
+        from cyclegan.weights import read_config
+
         try:
-            start = Config.load(args.init_from / "config.json")
+            start = read_config(args.init_from)
         except (OSError, ValueError) as e:
             sys.exit(f"error: --init-from {args.init_from}: no exported model there ({e})")
-        cfg.spec, cfg.model, fixed = start.spec, start.model, "with --init-from"
+        cfg.spec, cfg.model = start.spec, start.model
+        fixed, why = MODEL_FLAGS - set(FRESH_WITH_INIT), "with --init-from"
     for name, (section, _) in TUNABLE.items():
         value = getattr(args, name)
         if value is None or value == getattr(getattr(cfg, section), name):
             continue
-        if fixed and section == "model" and not (fixed == "with --init-from" and name in FRESH_WITH_INIT):
-            sys.exit(f"error: --{name.replace('_', '-')} cannot change {fixed}; the model "
+        if name in fixed:
+            sys.exit(f"error: --{name.replace('_', '-')} cannot change {why}; the model "
                      f"has {name}={getattr(cfg.model, name)}")
         setattr(getattr(cfg, section), name, value)
     if args.lr_decay is not None:

@@ -26,12 +26,18 @@ def export(out_dir: Path, gens: Generators, cfg: Config, half: bool = False) -> 
     return out_dir
 
 
-def load(model_dir: Path, device: torch.device | str = "cpu") -> tuple[Config, Generators]:
+def read_config(model_dir: Path) -> Config:
+    """The config of an exported model, once both of its files are known to be there."""
     model_dir = Path(model_dir)
     for f in (CONFIG_FILE, WEIGHTS_FILE):
         if not (model_dir / f).is_file():
             raise FileNotFoundError(f"{model_dir / f} is missing; export a model with `python train.py --export NAME`")
-    cfg = Config.load(model_dir / CONFIG_FILE)
+    return Config.load(model_dir / CONFIG_FILE)
+
+
+def load(model_dir: Path, device: torch.device | str = "cpu") -> tuple[Config, Generators]:
+    model_dir = Path(model_dir)
+    cfg = read_config(model_dir)
     gens = Generators(cfg)
     state = {k: v.float() for k, v in load_file(str(model_dir / WEIGHTS_FILE)).items()}
     gens.load_state_dict(state)

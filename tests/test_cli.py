@@ -75,6 +75,11 @@ def test_init_from_starts_a_new_run_from_exported_generators(toy_domains, tmp_pa
     assert r.returncode != 0 and "--ngf cannot change with --init-from" in r.stderr
     r = run(*common, "--out", tmp_path / "ft3", "--init-from", tmp_path / "nothing")
     assert r.returncode != 0 and "no exported model there" in r.stderr and "Traceback" not in r.stderr
+    half = tmp_path / "half"  # a config without its weights: refused before any training starts
+    half.mkdir()
+    (half / "config.json").write_bytes((tmp_path / "w" / "base" / "config.json").read_bytes())
+    r = run(*common, "--out", tmp_path / "ft4", "--init-from", half)
+    assert r.returncode != 0 and "generators.safetensors is missing" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_torchrun_two_processes_keep_identical_weights(toy_domains, tmp_path):
