@@ -28,6 +28,7 @@ TUNABLE = {
     "cycle_loss": ("train", "what the cycle loss compares: 'log' (dB), 'linear' or 'cbrt' (magnitudes)"),
     "lambda_identity": ("train", "weight of the identity losses (0 turns them off)"),
     "lambda_envelope": ("train", "weight of the mean-spectrum feature matching (0 turns it off)"),
+    "d_warmup": ("train", "first N steps train only the discriminators (for --init-from)"),
     "pool_size": ("train", "fakes kept in each history pool"),
     "seed": ("train", "seed for initialisation, the validation split and sampling"),
     "val_every": ("train", "validate (metrics, PNG grid) every N steps"),

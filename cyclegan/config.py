@@ -81,6 +81,10 @@ class TrainConfig:
     # Feature matching on the mean log-spectrum (see training.EnvelopeMatch): a patch
     # discriminator lets the average spectral envelope drift by several dB; 0 turns it off.
     lambda_envelope: float = 0.0
+    # Steps at the start of a run in which only the discriminators learn. A fine-tune
+    # (train.py --init-from) starts with random discriminators, whose first gradients
+    # knock a trained generator off course; a warm-up lets them learn its fakes first.
+    d_warmup: int = 0
     pool_size: int = 50
     val_files: int = 50
     val_fraction: float = 0.08

@@ -196,10 +196,21 @@ class CycleGAN:
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
     def step(self, a: torch.Tensor, b: torch.Tensor) -> StepResult:
-        t = self.cfg.train
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(self.step_count)
+        if self.step_count < self.cfg.train.d_warmup:
+            with torch.no_grad(), self._autocast():
+                out = self.g_train(a, b, False)
+            losses = dict.fromkeys(("g_adv", "cycle", "identity", "envelope"), 0.0)
+        else:
+            out, losses = self._generator_step(a, b)
+        losses["d"] = self._discriminator_step(a, b, out["fake_a"].detach(), out["fake_b"].detach())
+        self.step_count += 1
+        return StepResult(losses, {k: v.detach() for k, v in out.items()})
+
+    def _generator_step(self, a: torch.Tensor, b: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        t = self.cfg.train
         identity = t.lambda_identity > 0
         self.discs.requires_grad_(False)  # the generator step must not move the discriminators
         with self._autocast():
@@ -216,10 +227,11 @@ class CycleGAN:
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.discs.requires_grad_(True)
+        return out, {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item(), "envelope": env.item()}
 
+    def _discriminator_step(self, a: torch.Tensor, b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor) -> float:
         n = a.shape[0]
-        fake_a = self.pools["a"].query(out["fake_a"].detach())
-        fake_b = self.pools["b"].query(out["fake_b"].detach())
+        fake_a, fake_b = self.pools["a"].query(fake_a), self.pools["b"].query(fake_b)
         with self._autocast():
             pa, pb = self.d_train(torch.cat([a, fake_a]), torch.cat([b, fake_b]))
             # halved, so the discriminators learn slower than the generators
@@ -228,10 +240,7 @@ class CycleGAN:
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
         self.scaler.update()
-        self.step_count += 1
-        losses = {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item(), "envelope": env.item(),
-                  "d": loss_d.item()}
-        return StepResult(losses, {k: v.detach() for k, v in out.items()})
+        return loss_d.item()
 
     # --- checkpoints -------------------------------------------------------------
 

@@ -33,6 +33,18 @@ def test_a_few_steps_lower_the_cycle_loss():
     assert model.step_count == 20
 
 
+def test_warmup_trains_only_the_discriminators_then_both():
+    model = CycleGAN(tiny_config(lr=2e-3, d_warmup=3), CPU)
+    snapshot = lambda m: [p.detach().clone() for p in m.parameters()]
+    changed = lambda before, m: any(not torch.equal(x, y) for x, y in zip(before, m.parameters()))
+    g0, d0 = snapshot(model.gens), snapshot(model.discs)
+    warm = [model.step(batch(1), batch(2)).losses for _ in range(3)]
+    assert not changed(g0, model.gens) and changed(d0, model.discs)
+    assert all(l["g_adv"] == 0.0 and l["d"] > 0 for l in warm)
+    model.step(batch(1), batch(2))
+    assert changed(g0, model.gens)
+
+
 def test_cycle_distances_weigh_quiet_bins_differently():
     spec, x = SpecConfig(), batch(1)
     assert all(cycle_distance(x, x, k, spec).item() == 0 for k in ("log", "linear", "cbrt"))
