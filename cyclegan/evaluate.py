@@ -75,7 +75,7 @@ def _realtime_factor(tr: Translator, waves: list[np.ndarray], reverse: bool) -> 
     return seconds / (sum(len(w) for w in waves) / tr.spec.sample_rate)
 
 
-def _paired(data: Path, a: str, b: str, limit: int | None) -> list[tuple[Path, Path]]:
+def paired_files(data: Path, a: str, b: str, limit: int | None) -> list[tuple[Path, Path]]:
     if not all((data / "paired" / n).is_dir() for n in (a, b)):
         return []
     bs = {p.name: p for p in list_audio(data / "paired" / b)}
@@ -95,7 +95,7 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
         train_files[n], val_files[n] = split(list_audio(data / n), cfg.train)
         val_files[n] = val_files[n][:max_clips]
     eq = EQBaseline(*(mean_spectrum(train_files[n][:eq_files], spec) for n in names), spec)
-    pairs = _paired(data, *names, max_clips)
+    pairs = paired_files(data, *names, max_clips)
     shown = repo_relative(data)
     result = {"model": repo_relative(model_dir), "data": shown, "names": list(names),
               "held_out": {"metrics_1_3": f"the CycleGAN's validation split of {shown}/{{{names[0]},{names[1]}}} "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclegan import audio, classifier, corpus, evaluate
+from cyclegan import audio, classifier, corpus, evaluate, pick
 from cyclegan.config import SpecConfig
 
 TINY_CLASSIFIER = classifier.ClassifierConfig(window_frames=48, width=4, steps=25, batch_size=8)
@@ -100,3 +100,29 @@ def test_shipped_classifier_labels_the_examples(example_clips: dict[str, Path]) 
     assert len(example_clips) == 6
     for stem, path in example_clips.items():
         assert clf.predict(audio.load(path, clf.cfg.sample_rate), clf.cfg.sample_rate) == stem.split("_")[0], stem
+
+
+def test_pick_scores_models_and_writes_the_ranking(tiny_weights: Path, tiny_corpus: Path, tiny_classifier: Path,
+                                                   tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = str(tiny_weights / "piano_guitar")
+    assert pick.main([model, "--data", str(tiny_corpus), "--classifier", str(tiny_classifier),
+                      "--out", str(tmp_path / "pick.json")]) == 0
+    result = json.loads((tmp_path / "pick.json").read_text())
+    assert result["order"] == [model] and f"| {model} |" in capsys.readouterr().out
+    row = result["scores"][model]
+    assert set(row) == {"piano2guitar", "guitar2piano"}
+    for d in row.values():
+        assert 0 <= d["transfer"] <= 1 and 0 <= d["chroma"] <= 1 + 1e-9
+        assert 0 < d["lsd"] < 100 and 0 < d["identity_lsd"] < 100
+
+
+def test_pick_rule_prefers_passing_models_then_lower_distance() -> None:
+    row = lambda t, lsd: {"a2b": {"transfer": t, "chroma": 0.9, "lsd": lsd}, "b2a": {"transfer": 0.95, "chroma": 0.9, "lsd": lsd}}
+    rows = {"close_but_weak": row(0.85, 9.0), "good": row(0.92, 11.0), "better": row(0.91, 10.5), "weakest": row(0.5, 8.0)}
+    assert pick.rank(rows, 0.9, 0.8) == ["better", "good", "close_but_weak", "weakest"]
+    assert pick.rank(rows, 0.8, 0.8) == ["close_but_weak", "better", "good", "weakest"]
+
+
+def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="error: .*"):
+        pick.main([str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "nowhere")])

@@ -1,0 +1,101 @@
+"""Score training snapshots on a selection corpus and pick one by a fixed rule.
+
+    python -m cyclegan.pick runs/NAME/snapshots/step_* [--data data/select-corpus]
+
+Picking a checkpoint by the numbers of the final evaluation would tune on the test set, so
+the pick uses its own corpus, rendered with another seed (`python -m cyclegan.corpus --out
+data/select-corpus --minutes 5 --seed 7`), which neither training nor the evaluation reads.
+For every model, both directions: transfer accuracy and chroma similarity over all the
+clips of DATA/<name>, and the paired log-spectral distance over all of DATA/paired. The
+rule: among the models with transfer >= --min-transfer and chroma >= --min-chroma both
+ways, the lowest paired LSD averaged over the two directions wins.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import audio
+from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
+from .classifier import Classifier
+from .data import list_audio
+from .evaluate import paired_files
+from .metrics import chroma_similarity, log_spectral_distance
+from .store import REPO_ROOT, atomic_write_text
+from .translate import Translator
+
+
+def score(tr: Translator, clips: dict[str, list[np.ndarray]], pairs: dict[str, list[np.ndarray]],
+          classifier: Classifier) -> dict[str, dict[str, float]]:
+    """{"a2b": {transfer, chroma, lsd, identity_lsd}, "b2a": ...} for one model."""
+    sr, names, row = tr.spec.sample_rate, (tr.cfg.name_a, tr.cfg.name_b), {}
+    for reverse in (False, True):
+        src, dst = names[::-1] if reverse else names
+        outs = [tr.translate(w, reverse, spectrograms=False).translated for w in clips[src]]
+        lsd = [log_spectral_distance(tr.translate(x, reverse, spectrograms=False).translated, ref, tr.spec)
+               for x, ref in zip(pairs[src], pairs[dst])]
+        row[f"{src}2{dst}"] = {
+            "transfer": float(np.mean([classifier.predict(y, sr) == dst for y in outs])),
+            "chroma": float(np.mean([chroma_similarity(w, y, sr) for w, y in zip(clips[src], outs)])),
+            "lsd": float(np.mean(lsd)) if lsd else float("nan"),
+            "identity_lsd": float(np.mean([log_spectral_distance(x, ref, tr.spec)
+                                           for x, ref in zip(pairs[src], pairs[dst])])) if lsd else float("nan"),
+        }
+    return row
+
+
+def passes(row: dict[str, dict[str, float]], min_transfer: float, min_chroma: float) -> bool:
+    return all(d["transfer"] >= min_transfer and d["chroma"] >= min_chroma for d in row.values())
+
+
+def rank(rows: dict[str, dict], min_transfer: float, min_chroma: float) -> list[str]:
+    """Model paths, best first: those that pass by mean LSD, then the rest by their weakest transfer."""
+    mean_lsd = lambda m: float(np.mean([d["lsd"] for d in rows[m].values()]))
+    ok = sorted((m for m in rows if passes(rows[m], min_transfer, min_chroma)), key=mean_lsd)
+    rest = sorted((m for m in rows if m not in ok), key=lambda m: -min(d["transfer"] for d in rows[m].values()))
+    return ok + rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", type=Path, nargs="+", help="exported model folders (e.g. a run's snapshots)")
+    ap.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "select-corpus")
+    ap.add_argument("--classifier", type=Path, default=CLASSIFIER_DIR)
+    ap.add_argument("--min-transfer", type=float, default=0.9)
+    ap.add_argument("--min-chroma", type=float, default=0.8)
+    ap.add_argument("--out", type=Path, help="also write the scores here as JSON")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:
+        classifier = Classifier.load(a.classifier)
+        first = Translator(a.models[0])
+        sr, names = first.spec.sample_rate, (first.cfg.name_a, first.cfg.name_b)
+        clips = {n: [audio.load(p, sr) for p in list_audio(a.data / n)] for n in names}
+        found = paired_files(a.data, *names, None)
+        pairs = {n: [audio.load(p[i], sr) for p in found] for i, n in enumerate(names)}
+        rows = {str(m): score(Translator(m), clips, pairs, classifier) for m in tqdm(a.models, desc="models")}
+    except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
+        raise SystemExit(f"error: {e}") from None
+    order = rank(rows, a.min_transfer, a.min_chroma)
+    keys = list(rows[order[0]])
+    print("| model | pass | " + " | ".join(f"{k} transfer | {k} chroma | {k} LSD (identity)" for k in keys) + " |")
+    print("|---|---|" + "---|---|---|" * len(keys))
+    for m in order:
+        cells = [f"{d['transfer']:.3f} | {d['chroma']:.3f} | {d['lsd']:.2f} ({d['identity_lsd']:.2f})"
+                 for d in rows[m].values()]
+        print(f"| {m} | {'yes' if passes(rows[m], a.min_transfer, a.min_chroma) else 'no'} | " + " | ".join(cells) + " |")
+    if a.out:
+        atomic_write_text(a.out, json.dumps({"rule": {"min_transfer": a.min_transfer, "min_chroma": a.min_chroma},
+                                             "order": order, "scores": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
