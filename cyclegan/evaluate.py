@@ -104,7 +104,7 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
                            "eq_baseline": f"mean spectra of {min(eq_files, len(train_files[names[0]]))} + "
                                           f"{min(eq_files, len(train_files[names[1]]))} training clips"},
               "classifier": {"held_out_accuracy": classifier.info.get("held_out_accuracy"), "input_accuracy": {}},
-              "directions": {}, "realtime_factor": {},
+              "directions": {}, "paired_lsd_gain": {}, "realtime_factor": {},
               "machine": {"device": str(tr.device), "torch_threads": torch.get_num_threads(),
                           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}}
     for reverse in (False, True):
@@ -129,11 +129,23 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
                     "eq": eq.translate(w_src, reverse)[0]}
             for m, out in outs.items():
                 rows[m]["paired_lsd_db"].append(log_spectral_distance(out, w_ref, spec))
+        result["paired_lsd_gain"][key] = {m: paired_gain(rows["model"]["paired_lsd_db"], rows[m]["paired_lsd_db"])
+                                          for m in METHODS[1:]}
         result["directions"][key] = {m: {k: (float(np.mean(v)) if v else None) for k, v in r.items()}
                                      for m, r in rows.items()}
         result["classifier"]["input_accuracy"][key] = float(np.mean(inputs_right))
         result["realtime_factor"][key] = _realtime_factor(tr, waves[:8], reverse)
     return result
+
+
+def paired_gain(model: list[float], baseline: list[float]) -> dict[str, float] | None:
+    """How many dB the model's paired LSD is below a baseline's, on the same pairs, with a 95 %
+    interval (normal approximation of the paired mean): "clearly better" means its low end > 0."""
+    if len(model) < 2:
+        return None
+    d = np.asarray(baseline) - np.asarray(model)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    return {"mean_db": float(d.mean()), "low_db": float(d.mean() - half), "high_db": float(d.mean() + half)}
 
 
 def to_markdown(r: dict) -> str:
@@ -151,6 +163,9 @@ def to_markdown(r: dict) -> str:
         f"- cycle err, transfer acc, chroma sim, onset F: {held['metrics_1_3']}",
         f"- paired LSD (vs the target instrument playing the same notes): {held['metric_4']}",
         f"- EQ baseline: {held['eq_baseline']}; identity's cycle error is 0 by construction",
+        "- paired LSD gain of the model over each baseline (dB, mean and 95 % interval over the pairs): "
+        + "; ".join(f"{k}: " + ", ".join(f"{m} {g['mean_db']:+.2f} [{g['low_db']:+.2f}, {g['high_db']:+.2f}]"
+                                         for m, g in v.items() if g) for k, v in r.get("paired_lsd_gain", {}).items()),
         "- classifier held-out accuracy (real clips): " + (f"{acc:.4f}" if acc is not None else "unknown"),
         "- classifier accuracy on the untranslated inputs: "
         + ", ".join(f"{k} {v:.3f}" for k, v in c["input_accuracy"].items()),

@@ -53,6 +53,20 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
     assert all(0 < v < math.inf for v in result["realtime_factor"].values())
     assert "validation split" in result["held_out"]["metrics_1_3"]
     assert "2 note-identical" in result["held_out"]["metric_4"]  # --max-clips also limits the pairs
+    for key, gains in result["paired_lsd_gain"].items():
+        d = result["directions"][key]
+        for m, g in gains.items():
+            assert g["mean_db"] == pytest.approx(d[m]["paired_lsd_db"] - d["model"]["paired_lsd_db"])
+            assert g["low_db"] <= g["mean_db"] <= g["high_db"]
+    assert "paired LSD gain" in md
+
+
+def test_paired_gain_interval() -> None:
+    g = evaluate.paired_gain([10.0, 11.0, 12.0, 13.0], [11.0, 12.5, 12.5, 14.0])  # gains 1, 1.5, 0.5, 1
+    assert g["mean_db"] == pytest.approx(1.0)
+    half = 1.96 * np.std([1, 1.5, 0.5, 1], ddof=1) / 2
+    assert (g["low_db"], g["high_db"]) == pytest.approx((1 - half, 1 + half))
+    assert evaluate.paired_gain([10.0], [11.0]) is None  # one pair has no spread
 
 
 def test_eq_baseline_of_equal_spectra_is_the_identity(example_clips: dict[str, Path]) -> None:
