@@ -135,6 +135,8 @@ def test_pick_rule_prefers_passing_models_then_lower_distance() -> None:
     rows = {"close_but_weak": row(0.85, 9.0), "good": row(0.92, 11.0), "better": row(0.91, 10.5), "weakest": row(0.5, 8.0)}
     assert pick.rank(rows, 0.9, 0.8) == ["better", "good", "close_but_weak", "weakest"]
     assert pick.rank(rows, 0.8, 0.8) == ["close_but_weak", "better", "good", "weakest"]
+    rows["as_weak_but_closer"] = row(0.5, 7.0)
+    assert pick.rank(rows, 0.9, 0.8)[-2:] == ["as_weak_but_closer", "weakest"]
 
 
 def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> None:
