@@ -24,6 +24,7 @@ from tqdm import tqdm
 from . import audio
 from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
 from .classifier import Classifier
+from .config import SpecConfig
 from .data import list_audio
 from .evaluate import paired_files
 from .metrics import chroma_similarity, log_spectral_distance
@@ -31,21 +32,23 @@ from .store import REPO_ROOT, atomic_write_text
 from .translate import Translator
 
 
+def mean_lsd(outs: list[np.ndarray], refs: list[np.ndarray], spec: SpecConfig) -> float:
+    return float(np.mean([log_spectral_distance(y, r, spec) for y, r in zip(outs, refs)])) if refs else float("nan")
+
+
 def score(tr: Translator, clips: dict[str, list[np.ndarray]], pairs: dict[str, list[np.ndarray]],
-          classifier: Classifier) -> dict[str, dict[str, float]]:
+          classifier: Classifier, identity_lsd: dict[str, float]) -> dict[str, dict[str, float]]:
     """{"a2b": {transfer, chroma, lsd, identity_lsd}, "b2a": ...} for one model."""
     sr, names, row = tr.spec.sample_rate, (tr.cfg.name_a, tr.cfg.name_b), {}
     for reverse in (False, True):
         src, dst = names[::-1] if reverse else names
-        outs = [tr.translate(w, reverse, spectrograms=False).translated for w in clips[src]]
-        lsd = [log_spectral_distance(tr.translate(x, reverse, spectrograms=False).translated, ref, tr.spec)
-               for x, ref in zip(pairs[src], pairs[dst])]
+        run = lambda waves: [tr.translate(w, reverse, spectrograms=False).translated for w in waves]
+        outs = run(clips[src])
         row[f"{src}2{dst}"] = {
             "transfer": float(np.mean([classifier.predict(y, sr) == dst for y in outs])),
             "chroma": float(np.mean([chroma_similarity(w, y, sr) for w, y in zip(clips[src], outs)])),
-            "lsd": float(np.mean(lsd)) if lsd else float("nan"),
-            "identity_lsd": float(np.mean([log_spectral_distance(x, ref, tr.spec)
-                                           for x, ref in zip(pairs[src], pairs[dst])])) if lsd else float("nan"),
+            "lsd": mean_lsd(run(pairs[src]), pairs[dst], tr.spec),
+            "identity_lsd": identity_lsd[f"{src}2{dst}"],
         }
     return row
 
@@ -82,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         clips = {n: [audio.load(p, sr) for p in list_audio(a.data / n)] for n in names}
         found = paired_files(a.data, *names, None)
         pairs = {n: [audio.load(p[i], sr) for p in found] for i, n in enumerate(names)}
-        rows = {str(m): score(Translator(m), clips, pairs, classifier) for m in tqdm(a.models, desc="models")}
+        # the untranslated input's distance does not depend on the model: once per direction
+        identity = {f"{x}2{y}": mean_lsd(pairs[x], pairs[y], first.spec) for x, y in (names, names[::-1])}
+        rows = {str(m): score(Translator(m), clips, pairs, classifier, identity)
+                for m in tqdm(a.models, desc="models")}
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None
     order = rank(rows, a.min_transfer, a.min_chroma)

@@ -200,8 +200,8 @@ class CycleGAN:
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(self.step_count)
         if self.step_count < self.cfg.train.d_warmup:
-            with torch.no_grad(), self._autocast():
-                out = self.g_train(a, b, False)
+            with torch.no_grad(), self._autocast():  # only the fakes: no cycle, no identity
+                out = {"fake_b": self.gens.a2b(a), "fake_a": self.gens.b2a(b)}
             losses = dict.fromkeys(("g_adv", "cycle", "identity", "envelope"), 0.0)
         else:
             out, losses = self._generator_step(a, b)
