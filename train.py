@@ -15,8 +15,6 @@ from pathlib import Path
 from cyclegan.config import Config, ModelConfig, TrainConfig
 
 DEFAULT_CORPUS = Path("data/corpus")
-# used with pretty_midi's TimGM6mb when present (Debian: apt-get install fluid-soundfont-gm)
-SYSTEM_SOUNDFONTS = [Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")]
 
 # flag -> (config section, field, help); defaults come from the dataclasses
 TUNABLE = {
@@ -123,12 +121,12 @@ def build_config(args: argparse.Namespace) -> Config:
 def default_corpus(args: argparse.Namespace) -> None:
     """No folders given: render (once) and use the built-in piano/guitar corpus."""
     try:
-        from cyclegan.corpus import CorpusError, ensure_corpus
+        from cyclegan.corpus import CorpusError, ensure_corpus, installed_soundfonts
     except ImportError as e:
         sys.exit(f"the built-in corpus is unavailable ({e}); pass --domain-a DIR --domain-b DIR")
     try:
         root = ensure_corpus(DEFAULT_CORPUS, minutes=args.corpus_minutes,
-                             soundfonts=[p for p in SYSTEM_SOUNDFONTS if p.is_file()] + list(args.soundfont))
+                             soundfonts=installed_soundfonts() + list(args.soundfont))
     except CorpusError as e:
         sys.exit(f"error: {e}")
     args.domain_a, args.domain_b = root / "piano", root / "guitar"

@@ -1,6 +1,6 @@
 """Render an unpaired piano / electric-guitar corpus (plus a paired test set) from GM SoundFonts.
 
-    python -m cyclegan.corpus --out data/corpus --minutes 30 [--soundfont FILE ...]
+    python -m cyclegan.corpus --out data/corpus --minutes 30 [--soundfont FILE ...] [--no-system-soundfonts]
 
 Material is generated from seeded numpy Generators and rendered with TinySoundFont, so the
 same settings always give byte-identical wav files.
@@ -67,6 +67,15 @@ class CorpusSettings:
 
     def as_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists, as stored in the manifest
+
+
+# Used besides TimGM6mb wherever installed, by train.py and by this module's CLI alike, so that a
+# selection or check corpus rendered by hand has the training corpus's presets.
+SYSTEM_SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),)  # Debian: fluid-soundfont-gm
+
+
+def installed_soundfonts() -> list[Path]:
+    return [p for p in SYSTEM_SOUNDFONTS if p.is_file()]
 
 
 def default_soundfont() -> Path:
@@ -311,13 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, required=True, help="minutes of audio per domain")
     ap.add_argument("--soundfont", type=Path, action="append", default=[],
                     help="extra .sf2 (repeatable), used besides the default TimGM6mb.sf2")
+    ap.add_argument("--no-system-soundfonts", action="store_true",
+                    help=f"leave out the installed system SoundFonts ({', '.join(map(str, SYSTEM_SOUNDFONTS))}), "
+                         "which train.py's built-in corpus uses")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample-rate", type=int, default=25000)
     ap.add_argument("--clip-seconds", type=float, default=4.0)
     ap.add_argument("--paired", type=int, default=24, help="clips in the paired test set")
     a = ap.parse_args(argv)
     try:
-        render_corpus(a.out, a.minutes, a.soundfont, a.seed, a.sample_rate, a.clip_seconds, a.paired)
+        extra = ([] if a.no_system_soundfonts else installed_soundfonts()) + a.soundfont
+        render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

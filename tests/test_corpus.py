@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,11 +142,23 @@ def test_cli_reports_bad_soundfont_without_traceback(tmp_path: Path) -> None:
 
 def test_cli_renders(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "cyclegan.corpus", "--out", str(tmp_path / "o"), "--minutes", "0.05",
-           "--clip-seconds", "1", "--paired", "1"]
+           "--clip-seconds", "1", "--paired", "1", "--no-system-soundfonts"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "x real time" in r.stdout
     assert len(manifest(tmp_path / "o")["clips"]) == 8
+
+
+def test_cli_uses_the_installed_system_soundfonts_as_train_py_does(tmp_path: Path, monkeypatch) -> None:
+    system = tmp_path / "system.sf2"  # a stand-in for FluidR3_GM.sf2, which CI does not install
+    shutil.copy(corpus.default_soundfont(), system)
+    monkeypatch.setattr(corpus, "SYSTEM_SOUNDFONTS", (system, tmp_path / "not_installed.sf2"))
+    small = ["--minutes", "0.05", "--clip-seconds", "1", "--paired", "1"]
+    assert corpus.main(["--out", str(tmp_path / "with"), *small]) == 0
+    assert manifest(tmp_path / "with")["settings"]["soundfonts"] == [str(corpus.default_soundfont().resolve()),
+                                                                     str(system.resolve())]
+    assert corpus.main(["--out", str(tmp_path / "without"), *small, "--no-system-soundfonts"]) == 0
+    assert manifest(tmp_path / "without")["settings"]["soundfonts"] == [str(corpus.default_soundfont().resolve())]
 
 
 def test_ensure_corpus_reuses_and_rerenders(tmp_path: Path) -> None:
