@@ -59,6 +59,9 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
             assert g["mean_db"] == pytest.approx(d[m]["paired_lsd_db"] - d["model"]["paired_lsd_db"])
             assert g["low_db"] <= g["mean_db"] <= g["high_db"]
     assert "paired LSD gain" in md
+    for key, ci in result["transfer_interval"].items():
+        assert 0 <= ci["low"] <= result["directions"][key]["model"]["transfer_accuracy"] <= ci["high"] <= 1
+    assert "Wilson interval" in md
 
 
 def test_paired_gain_interval() -> None:
@@ -67,6 +70,14 @@ def test_paired_gain_interval() -> None:
     half = 1.96 * np.std([1, 1.5, 0.5, 1], ddof=1) / 2
     assert (g["low_db"], g["high_db"]) == pytest.approx((1 - half, 1 + half))
     assert evaluate.paired_gain([10.0], [11.0]) is None  # one pair has no spread
+
+
+def test_wilson_interval() -> None:
+    ci = evaluate.wilson_interval([1.0] * 44 + [0.0] * 4)  # 44 of 48, as in the model card
+    assert (ci["low"], ci["high"]) == pytest.approx((0.8045, 0.9671), abs=5e-4)
+    all_right = evaluate.wilson_interval([1.0] * 10)  # unlike the normal approximation, not [1, 1]
+    assert all_right["high"] == pytest.approx(1.0) and all_right["low"] == pytest.approx(0.7225, abs=5e-4)
+    assert evaluate.wilson_interval([]) is None
 
 
 def test_eq_baseline_of_equal_spectra_is_the_identity(example_clips: dict[str, Path]) -> None:
