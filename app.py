@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -105,6 +106,28 @@ def _summary(res: Translation, d: weights.Direction) -> str:
             f"gives back the input) · {seconds:.1f} s of audio processed in {res.seconds:.2f} s")
 
 
+def scores_markdown(directions: list[weights.Direction]) -> str:
+    """The held-out scores of each model (its evaluation.json), so a visitor knows what to expect;
+    "" when no model has been evaluated."""
+    rows = []
+    for d in directions:
+        try:
+            r = json.loads((d.model_dir / "evaluation.json").read_text())["directions"][d.value]
+        except (OSError, ValueError, KeyError):
+            continue
+        m, ident, eq = r["model"], r["identity"]["paired_lsd_db"], r["eq"]["paired_lsd_db"]
+        rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {m['chroma']:.2f} | "
+                    f"{m['paired_lsd_db']:.1f} dB (untouched input {ident:.1f}, fixed EQ {eq:.1f}) |")
+    if not rows:
+        return ""
+    return ("| direction | heard as the target instrument | notes kept (chroma, 0–1) | distance to the real "
+            "instrument, lower is better |\n|---|---|---|---|\n" + "\n".join(rows) +
+            "\n\nOn held-out clips of the synthetic SoundFont corpus it was trained on, judged by a separate "
+            "instrument classifier (`python -m cyclegan.evaluate`). Real recordings, dense chords and "
+            "distorted guitars are further from that material. Training, data and limits: the model card, "
+            "`weights/<name>/README.md`.")
+
+
 def _prune(root: Path, max_age_s: float) -> None:
     """Drop old per-request folders so a long-running server does not fill its disk."""
     cutoff = time.time() - max_age_s
@@ -136,6 +159,10 @@ def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
         gr.Markdown("# Timbre: piano ↔ electric guitar\nA CycleGAN changes the instrument of a recording "
                     "and keeps the notes. Upload or record a clip (up to 60 s), pick a direction, press "
                     "**Translate**, or click an example below.")
+        scores = scores_markdown(list(app.directions.values()))
+        if scores:
+            with gr.Accordion("How good is it?", open=False):
+                gr.Markdown(scores)
         with gr.Row(equal_height=True):
             direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
             button = gr.Button("Translate", variant="primary", scale=1, elem_id="translate")

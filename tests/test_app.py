@@ -4,7 +4,9 @@ Everything runs on the tiny random-weight model from conftest, never the shipped
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +28,7 @@ import app as app_module  # noqa: E402
 import gradio as gr  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
-from cyclegan import audio  # noqa: E402
+from cyclegan import audio, weights  # noqa: E402
 
 SR = 25_000  # the tiny model's rate (the default SpecConfig)
 ARTIFACTS = ROOT / "test-artifacts"
@@ -86,6 +88,21 @@ def test_directions_and_examples_come_from_the_weights(tiny_weights: Path) -> No
     rows = app_module.example_rows(["piano2guitar", "guitar2piano"])
     assert rows and all(Path(p).stem.split("_")[0] == d.split("2")[0] for p, d in rows)
     assert rows[0][1] == "piano2guitar"  # the default direction's clips come first
+
+
+def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: Path) -> None:
+    found = weights.directions(tiny_weights)
+    assert app_module.scores_markdown(found) == ""  # not evaluated: no panel
+    model = tmp_path / "piano_guitar"
+    shutil.copytree(tiny_weights / "piano_guitar", model)
+    scores = {"model": {"transfer_accuracy": 0.917, "chroma": 0.848, "paired_lsd_db": 10.92},
+              "identity": {"paired_lsd_db": 12.09}, "eq": {"paired_lsd_db": 11.4}}
+    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores}}))
+    md = app_module.scores_markdown(weights.directions(tmp_path))
+    assert "| Piano → Guitar | 92% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
+    assert "Guitar → Piano" not in md  # that direction has no scores in the file
+    (model / "evaluation.json").write_text("{not json")
+    assert app_module.scores_markdown(weights.directions(tmp_path)) == ""
 
 
 def _write(path: Path, wave: np.ndarray, sr: int, subtype: str | None = None) -> Path:
