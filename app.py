@@ -116,8 +116,10 @@ def scores_markdown(directions: list[weights.Direction]) -> str:
         except (OSError, ValueError, KeyError):
             continue
         m, ident, eq = r["model"], r["identity"]["paired_lsd_db"], r["eq"]["paired_lsd_db"]
-        rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {m['chroma']:.2f} | "
-                    f"{m['paired_lsd_db']:.1f} dB (untouched input {ident:.1f}, fixed EQ {eq:.1f}) |")
+        # a pair trained on the user's own folders usually has no paired set to measure against
+        dist = (f"{m['paired_lsd_db']:.1f} dB (untouched input {ident:.1f}, fixed EQ {eq:.1f})"
+                if None not in (m["paired_lsd_db"], ident, eq) else "n/a (no paired clips)")
+        rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {m['chroma']:.2f} | {dist} |")
     if not rows:
         return ""
     return ("| direction | heard as the target instrument | notes kept (chroma, 0–1) | distance to the real "

@@ -101,6 +101,10 @@ def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: P
     md = app_module.scores_markdown(weights.directions(tmp_path))
     assert "| Piano → Guitar | 92% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
     assert "Guitar → Piano" not in md  # that direction has no scores in the file
+    unpaired = {k: {**v, "paired_lsd_db": None} for k, v in scores.items()}  # own folders, no paired set
+    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": unpaired}}))
+    assert "| Piano → Guitar | 92% | 0.85 | n/a (no paired clips) |" in app_module.scores_markdown(
+        weights.directions(tmp_path))
     (model / "evaluation.json").write_text("{not json")
     assert app_module.scores_markdown(weights.directions(tmp_path)) == ""
 
