@@ -60,10 +60,10 @@ def passes(row: dict[str, dict[str, float]], min_transfer: float, min_chroma: fl
 def rank(rows: dict[str, dict], min_transfer: float, min_chroma: float) -> list[str]:
     """Model paths, best first: those that pass by mean LSD, then the rest by their weakest
     transfer (ties by mean LSD)."""
-    mean_lsd = lambda m: float(np.mean([d["lsd"] for d in rows[m].values()]))
-    ok = sorted((m for m in rows if passes(rows[m], min_transfer, min_chroma)), key=mean_lsd)
+    both_ways_lsd = lambda m: float(np.mean([d["lsd"] for d in rows[m].values()]))
+    ok = sorted((m for m in rows if passes(rows[m], min_transfer, min_chroma)), key=both_ways_lsd)
     rest = sorted((m for m in rows if m not in ok),
-                  key=lambda m: (-min(d["transfer"] for d in rows[m].values()), mean_lsd(m)))
+                  key=lambda m: (-min(d["transfer"] for d in rows[m].values()), both_ways_lsd(m)))
     return ok + rest
 
 
