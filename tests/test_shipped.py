@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from cyclegan import audio, weights
 from cyclegan.translate import Translator
@@ -33,3 +34,19 @@ def test_shipped_model_translates_the_bundled_examples(example_clips):
         assert np.sqrt(np.mean(res.translated ** 2)) > 1e-3
         assert 0 <= res.cycle_error < 1
         assert not np.allclose(res.translated, wave, atol=1e-3)  # it changes the sound
+
+
+def test_shipped_model_output_is_bit_identical_to_the_recorded_hashes(example_clips):
+    """Refactors must not move a single bit of what the shipped model produces."""
+    import hashlib
+
+    expected = json.loads((ROOT / "tests" / "data" / "shipped_outputs.json").read_text())
+    tr = Translator(SHIPPED, device="cpu")
+    got, errors = {}, {}
+    for stem, clip in example_clips.items():
+        res = tr.translate(audio.load(clip, tr.spec.sample_rate), reverse=stem.startswith("guitar"))
+        for key in ("translated", "reconstructed"):
+            got[f"{stem}/{key}"] = hashlib.sha256(getattr(res, key).astype(np.float32).tobytes()).hexdigest()
+        errors[stem] = res.cycle_error
+    assert got == expected["sha256_float32"]
+    assert errors == {k: pytest.approx(v, abs=1e-5) for k, v in expected["cycle_error"].items()}
