@@ -34,7 +34,6 @@ MAX_SECONDS = 60.0  # longer uploads are trimmed: bounds a request's time and me
 CONCURRENCY = 2  # one translation per core of a 2-vCPU Space; the rest wait in the queue
 QUEUE_SIZE = 64  # enough that a burst of 20+ visitors is queued rather than turned away
 KEEP_OUTPUTS_S = 3600  # our wavs/pngs are copied into Gradio's cache on return; ours can go after this
-EXPORT_HINT = "python train.py --export piano_guitar"
 PHASES = [("Input phase (fast, keeps the attack)", "input"), ("Griffin-Lim (phase from magnitude)", "griffinlim")]
 
 @dataclass
@@ -74,7 +73,7 @@ class App:
                 gr.Warning(f"The clip is {seconds:.1f} s long; only the first {MAX_SECONDS:g} s were translated.")
             wave = audio.conform(raw, raw_sr, sr, max_channels=2)
             res = tr.translate(wave, d.reverse, phase, match_level,
-                               progress=lambda f: progress(0.05 + 0.85 * f, desc="Translating"))
+                               progress=lambda f, stage: progress(0.05 + 0.85 * f, desc=stage.capitalize()))
         except audio.AudioError as e:  # messages are written for the user
             raise gr.Error(f"Cannot use this audio: {e}") from None
         progress(0.92, desc="Drawing spectrograms")
@@ -85,8 +84,8 @@ class App:
     def _write(self, res: Translation, d: weights.Direction, stem: str, out: Path) -> tuple[str, ...]:
         """Write the two wavs and three spectrogram PNGs; return their paths."""
         # Our own 16-bit files: Gradio would rescale float arrays to full scale, losing the level match.
-        src, dst = d.value.split("2", 1)
-        wav_t, wav_r = out / f"{stem}_{d.value}.wav", out / f"{stem}_{d.value}2{src}.wav"
+        src, dst = d.source, d.target
+        wav_t, wav_r = out / f"{stem}_{d.value}.wav", out / f"{stem}_{d.round_trip}.wav"
         audio.save(wav_t, res.translated, res.sample_rate)
         audio.save(wav_r, res.reconstructed, res.sample_rate)
         titles = {"input": f"Input ({src})", "translated": f"Translated ({dst})",
@@ -141,15 +140,16 @@ def _prune(root: Path, max_age_s: float) -> None:
             pass
 
 
-def example_rows(directions: list[str], folder: Path = EXAMPLES) -> list[list[str]]:
-    """Each bundled clip with the direction that starts from its instrument (piano_1 -> piano2guitar)."""
+def example_rows(directions: list[weights.Direction], folder: Path = EXAMPLES) -> list[list[str]]:
+    """Each bundled clip with the direction that starts from its instrument (piano_1 -> piano2guitar):
+    a clip is named <source>_<anything>."""
+    values = [d.value for d in directions]
     rows = []
     for clip in sorted(folder.glob("*.ogg")):
-        source = clip.stem.split("_")[0]
-        match = next((v for v in directions if v.startswith(f"{source}2")), None)
+        match = next((d.value for d in directions if clip.stem.startswith(f"{d.source}_")), None)
         if match:
             rows.append([str(clip), match])
-    return sorted(rows, key=lambda r: directions.index(r[1]))  # the default direction's clips first
+    return sorted(rows, key=lambda r: values.index(r[1]))  # the default direction's clips first
 
 
 def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
@@ -194,7 +194,7 @@ def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
         inputs, outputs = [inp, direction, phase, level], [out_t, out_r, img_in, img_t, img_r, summary]
         # One concurrency group for every path into the model, so at most CONCURRENCY run at once.
         button.click(translate, inputs, outputs, api_name="translate", concurrency_id="model")
-        examples = gr.Examples(example_rows(list(app.directions)), [inp, direction], label="Examples",
+        examples = gr.Examples(example_rows(list(app.directions.values())), [inp, direction], label="Examples",
                                cache_examples=False)
         # Run on click (one click to a result) with the user's advanced options, not the defaults.
         examples.load_input_event.then(translate, inputs, outputs, api_visibility="undocumented",
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
-              f"Train and export one first:\n    {EXPORT_HINT}", file=sys.stderr)
+              f"Train and export one first: {weights.EXPORT_HINT}.", file=sys.stderr)
         return 1
     # SIGTERM (a container or a test stopping us) closes the server like Ctrl-C, so atexit cleans up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

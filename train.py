@@ -25,7 +25,6 @@ TUNABLE = {
     "lambda_cycle": ("train", "weight of the two cycle-consistency losses"),
     "cycle_loss": ("train", "what the cycle loss compares: 'log' (dB), 'linear' or 'cbrt' (magnitudes)"),
     "lambda_identity": ("train", "weight of the identity losses (0 turns them off)"),
-    "lambda_envelope": ("train", "weight of the mean-spectrum feature matching (0 turns it off)"),
     "d_warmup": ("train", "first N steps train only the discriminators (for --init-from)"),
     "pool_size": ("train", "fakes kept in each history pool"),
     "seed": ("train", "seed for initialisation, the validation split and sampling"),
@@ -40,8 +39,6 @@ TUNABLE = {
     "upsample": ("model", "decoder up-sampling: 'nearest' (+conv) or 'transpose'"),
     "ndf": ("model", "discriminator filters in the first layer"),
     "d_layers": ("model", "strided discriminator layers (3: the 70x70 PatchGAN; 4: 142x142)"),
-    "head": ("model", "generator output: 'delta' (per-bin change) or 'envelope' (frequency-smooth gain)"),
-    "envelope_bins": ("model", "width in bins of the envelope head's smoothing (odd)"),
 }
 
 MODEL_FLAGS = {name for name, (section, _) in TUNABLE.items() if section == "model"}

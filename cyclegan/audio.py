@@ -34,6 +34,17 @@ def _info(path: Path) -> sf._SoundFileInfo:
         raise AudioError(f"{path.name}: not a readable audio file ({type(e).__name__})") from e
 
 
+def list_audio(folder: Path | str) -> list[Path]:
+    """Every audio file below `folder`, sorted: how training reads a domain and the CLI a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    if not files:
+        raise AudioError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) found below this folder")
+    return files
+
+
 def duration(path: Path | str) -> float:
     return float(_info(Path(path)).duration)
 

@@ -17,7 +17,7 @@ import torch
 
 from . import weights
 from .config import Config
-from .training import Generators
+from .models import Generators
 
 
 def blend(base_dir: Path, tuned_dir: Path, alpha: float) -> tuple[Config, Generators]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,18 +21,15 @@ import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-from safetensors.torch import save as st_save
 from torch import nn
 from tqdm import tqdm
 
 from . import audio
 from .config import from_known
-from .store import REPO_ROOT, atomic_write_bytes, atomic_write_text, repo_relative
+from .store import REPO_ROOT, atomic_write_text, read_tensors, repo_relative, require_files, write_tensors
 
 WEIGHTS_FILE, CONFIG_FILE = "classifier.safetensors", "classifier.json"
 DEFAULT_DIR = REPO_ROOT / "weights" / "instrument_classifier"
-EXTRA_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
 
 @dataclass
@@ -128,8 +124,7 @@ class Classifier:
 
     def save(self, out_dir: Path) -> Path:
         out_dir = Path(out_dir)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        atomic_write_bytes(out_dir / WEIGHTS_FILE, st_save(tensors, metadata={"classes": json.dumps(self.classes)}))
+        write_tensors(out_dir / WEIGHTS_FILE, self.net.state_dict(), {"classes": json.dumps(self.classes)})
         meta = {"config": asdict(self.cfg), "classes": self.classes, **self.info}
         atomic_write_text(out_dir / CONFIG_FILE, json.dumps(meta, indent=2))
         return out_dir
@@ -137,15 +132,13 @@ class Classifier:
     @classmethod
     def load(cls, model_dir: Path = DEFAULT_DIR) -> "Classifier":
         model_dir = Path(model_dir)
-        for f in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (model_dir / f).is_file():
-                raise FileNotFoundError(f"{model_dir / f} is missing; train one with "
-                                        f"`python -m cyclegan.classifier --out {model_dir}`")
+        require_files(model_dir, (CONFIG_FILE, WEIGHTS_FILE),
+                      f"train one with `python -m cyclegan.classifier --out {repo_relative(model_dir)}`")
         meta = json.loads((model_dir / CONFIG_FILE).read_text())
         cfg = from_known(ClassifierConfig, meta.pop("config"))
         classes = meta.pop("classes")
         net = Net(cfg, len(classes))
-        net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+        net.load_state_dict(read_tensors(model_dir / WEIGHTS_FILE))
         return cls(cfg, classes, net, meta)
 
 
@@ -199,16 +192,9 @@ def train_classifier(folders: dict[str, list[Path]], cfg: ClassifierConfig | Non
     return clf
 
 
-def split_files(files: list[Path], held_out: float, seed: int) -> tuple[list[Path], list[Path]]:
-    order = sorted(files)
-    random.Random(seed).shuffle(order)
-    n = max(1, round(held_out * len(order)))
-    return sorted(order[n:]), sorted(order[:n])
-
-
 def main(argv: list[str] | None = None) -> int:
-    from .corpus import ensure_corpus
-    from .data import list_audio
+    from .corpus import ensure_corpus, installed_soundfonts
+    from .data import hold_out, list_audio
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_DIR)
@@ -225,11 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if not a.no_render:
-        fonts = [EXTRA_SOUNDFONT] if EXTRA_SOUNDFONT.is_file() else []
-        ensure_corpus(a.data, a.minutes, fonts, seed=a.seed)
+        ensure_corpus(a.data, a.minutes, installed_soundfonts(), seed=a.seed)
     train, held = {}, {}
     for c in a.classes:
-        train[c], held[c] = split_files(list_audio(a.data / c), a.held_out, seed=0)
+        train[c], held[c] = hold_out(list_audio(a.data / c), a.held_out, seed=0)
     clf = train_classifier(train, ClassifierConfig(steps=a.steps))
     clf.info["held_out_accuracy"] = clf.accuracy(held, "held-out")
     clf.info["held_out_files"] = {c: len(v) for c, v in held.items()}

@@ -13,7 +13,8 @@ from typing import Any
 
 
 def from_known(kind: type, values: dict[str, Any]) -> Any:
-    """Build dataclass `kind` from `values`, ignoring keys it does not know (older/newer files)."""
+    """Build dataclass `kind` from `values`, ignoring keys it does not know (older/newer files,
+    e.g. fields of experiments that were removed)."""
     known = {f.name for f in fields(kind)}
     return kind(**{k: v for k, v in values.items() if k in known})
 
@@ -34,9 +35,6 @@ class SpecConfig:
     def n_freq(self) -> int:
         return self.n_fft // 2 + 1
 
-    def seconds_to_frames(self, seconds: float) -> int:
-        return int(round(seconds * self.sample_rate / self.hop_length))
-
 
 @dataclass
 class ModelConfig:
@@ -55,11 +53,6 @@ class ModelConfig:
     # as the identity and only has to learn the timbre change, and the notes (fine harmonic
     # detail) need not squeeze through the bottleneck.  False = the report's plain generator.
     skip: bool = True
-    # What the generator outputs on top of the input: "delta", a free per-bin change (in tanh-logit
-    # space), or "envelope", a gain in dB smoothed over `envelope_bins` frequency bins, so the
-    # partials are kept and only the spectral envelope moves, frame by frame.
-    head: str = "delta"
-    envelope_bins: int = 9
     ndf: int = 16
     d_layers: int = 3  # 3 strided layers + 2 = the 70x70 PatchGAN
 
@@ -78,9 +71,6 @@ class TrainConfig:
     # What the cycle loss compares: "log" (the model's dB scale), "linear" (magnitudes: the
     # report's metric) or "cbrt" (cube-root magnitudes); see training.cycle_distance.
     cycle_loss: str = "log"
-    # Feature matching on the mean log-spectrum (see training.EnvelopeMatch): a patch
-    # discriminator lets the average spectral envelope drift by several dB; 0 turns it off.
-    lambda_envelope: float = 0.0
     # Steps at the start of a run in which only the discriminators learn. A fine-tune
     # (train.py --init-from) starts with random discriminators, whose first gradients
     # knock a trained generator off course; a warm-up lets them learn its fakes first.

@@ -22,23 +22,27 @@ class DataError(ValueError):
 
 
 def list_audio(folder: Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p.is_file())
-    if not files:
-        raise DataError(f"{folder}: no audio files ({', '.join(audio.AUDIO_EXTENSIONS)}) found below this folder")
-    return files
+    try:
+        return audio.list_audio(folder)
+    except audio.AudioError as e:
+        raise DataError(str(e)) from None
+
+
+def hold_out(files: list[Path], fraction: float, seed: int, at_most: int | None = None) -> tuple[list[Path], list[Path]]:
+    """A fixed, seeded hold-out of round(fraction * n) files (at least one, at most `at_most`):
+    (kept, held out), each sorted."""
+    order = list(files)
+    random.Random(seed).shuffle(order)
+    n = round(fraction * len(order))
+    n = max(1, min(n, at_most) if at_most is not None else n)
+    return sorted(order[n:]), sorted(order[:n])
 
 
 def split(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
-    """A fixed, seeded hold-out: min(val_files, val_fraction of the folder), at least one file."""
+    """The training run's validation split: min(val_files, val_fraction of the folder)."""
     if len(files) < 2:
         raise DataError(f"{files[0].parent}: need at least 2 audio files (one is held out for validation)")
-    order = list(files)
-    random.Random(cfg.seed).shuffle(order)
-    n_val = max(1, min(cfg.val_files, round(cfg.val_fraction * len(files))))
-    return sorted(order[n_val:]), sorted(order[:n_val])
+    return hold_out(files, cfg.val_fraction, cfg.seed, cfg.val_files)
 
 
 def _cache_key(path: Path, spec: SpecConfig) -> str:

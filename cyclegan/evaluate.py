@@ -107,9 +107,8 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
               "directions": {}, "transfer_interval": {}, "paired_lsd_gain": {}, "realtime_factor": {},
               "machine": {"device": str(tr.device), "torch_threads": torch.get_num_threads(),
                           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}}
-    for reverse in (False, True):
-        src, dst = names[::-1] if reverse else names
-        key = f"{src}2{dst}"
+    for d in weights.pair_directions(cfg, model_dir):
+        src, dst, key, reverse = d.source, d.target, d.value, d.reverse
         rows = {m: {c[0]: [] for c in COLUMNS} for m in METHODS}
         waves = [audio.load(p, sr) for p in val_files[src]]
         inputs_right = []

@@ -25,7 +25,7 @@ from .store import load_tree
 from .training import CycleGAN
 
 CHECKPOINT = "checkpoint.safetensors"
-LOG_FIELDS = ["step", "seconds", "lr", "g_adv", "cycle", "identity", "envelope", "d", "val_cycle_a", "val_cycle_b"]
+LOG_FIELDS = ["step", "seconds", "lr", "g_adv", "cycle", "identity", "d", "val_cycle_a", "val_cycle_b"]
 VAL_MAX_FRAMES = 512  # ~2.6 s per held-out clip keeps validation cheap
 
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import Config, ModelConfig
 
 
 class FrameNorm(nn.Module):
@@ -156,28 +156,8 @@ class Bottleneck1d(nn.Module):
         return y.reshape(b, c, f, t)
 
 
-class FrequencySmooth(nn.Module):
-    """A fixed Hann-weighted moving average over frequency, edges replicated.
-
-    The envelope head's output goes through it: a gain that varies slower than the partial
-    spacing reshapes the spectral envelope without writing texture between the partials.
-    """
-
-    def __init__(self, bins: int):
-        super().__init__()
-        if bins < 1 or bins % 2 == 0:
-            raise ValueError(f"envelope_bins must be odd and positive, got {bins}")
-        w = torch.hann_window(bins + 2, periodic=False)[1:-1]
-        self.register_buffer("kernel", (w / w.sum()).view(1, 1, bins, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = _edge_index(x.shape[-2], self.kernel.shape[2] // 2, x.device)
-        return F.conv2d(x[..., rows, :], self.kernel.to(x.dtype))
-
-
 class Generator(nn.Module):
-    """Strided-conv encoder, residual bottleneck, up-sampling decoder; a tanh output ("delta"
-    head) or a clipped, frequency-smooth gain on the input ("envelope" head)."""
+    """Strided-conv encoder, residual bottleneck, up-sampling decoder, tanh output."""
 
     def __init__(self, cfg: ModelConfig, n_freq: int):
         super().__init__()
@@ -196,11 +176,6 @@ class Generator(nn.Module):
         head = ChannelSumConv(chs[0], 7)
         self.net = nn.Sequential(*enc, mid, *dec, head)
         self.skip = cfg.skip
-        if cfg.head not in ("delta", "envelope"):
-            raise ValueError(f"unknown generator head {cfg.head!r} (use 'delta' or 'envelope')")
-        if cfg.head == "envelope" and not cfg.skip:
-            raise ValueError("the envelope head is a gain on the input: it needs skip=True")
-        self.smooth = FrequencySmooth(cfg.envelope_bins) if cfg.head == "envelope" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Any number of frames: pad time to a multiple of the down-sampling factor, crop back.
@@ -212,8 +187,6 @@ class Generator(nn.Module):
         if pad:  # replicate works for any length (reflect needs pad < frames)
             x = F.pad(x, (0, pad, 0, 0), mode="replicate")
         h = self.net(x)[..., :frames]
-        if self.smooth is not None:  # a dB gain (the model scale is linear in dB), clipped to the scale
-            return (x[..., :frames] + self.smooth(h)).clamp(-1.0, 1.0)
         if self.skip:  # learn a change to the input (in tanh-logit space), not the whole spectrogram
             h = h + torch.atanh(x[..., :frames].clamp(-0.999, 0.999))
         return torch.tanh(h)
@@ -236,6 +209,37 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class Generators(nn.Module):
+    """Both generators behind one forward, so DDP sees a single forward/backward per step."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.a2b = Generator(cfg.model, cfg.spec.n_freq)
+        self.b2a = Generator(cfg.model, cfg.spec.n_freq)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, identity: bool = True) -> dict[str, torch.Tensor]:
+        n = a.shape[0]
+        # batching real and identity inputs halves the number of (overhead-bound) calls on CPU
+        ab = self.a2b(torch.cat([a, b]) if identity else a)
+        ba = self.b2a(torch.cat([b, a]) if identity else b)
+        out = {"fake_b": ab[:n], "fake_a": ba[:n]}
+        if identity:
+            out.update(idt_b=ab[n:], idt_a=ba[n:])
+        out["rec_a"] = self.b2a(out["fake_b"])
+        out["rec_b"] = self.a2b(out["fake_a"])
+        return out
+
+
+class Discriminators(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.a = Discriminator(cfg.model)
+        self.b = Discriminator(cfg.model)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.a(a), self.b(b)
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import audio
+from . import audio, weights
 from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
 from .classifier import Classifier
 from .config import SpecConfig
@@ -39,16 +39,16 @@ def mean_lsd(outs: list[np.ndarray], refs: list[np.ndarray], spec: SpecConfig) -
 def score(tr: Translator, clips: dict[str, list[np.ndarray]], pairs: dict[str, list[np.ndarray]],
           classifier: Classifier, identity_lsd: dict[str, float]) -> dict[str, dict[str, float]]:
     """{"a2b": {transfer, chroma, lsd, identity_lsd}, "b2a": ...} for one model."""
-    sr, names, row = tr.spec.sample_rate, (tr.cfg.name_a, tr.cfg.name_b), {}
-    for reverse in (False, True):
-        src, dst = names[::-1] if reverse else names
-        run = lambda waves: [tr.translate(w, reverse, spectrograms=False).translated for w in waves]
+    sr, row = tr.spec.sample_rate, {}
+    for d in weights.pair_directions(tr.cfg, tr.model_dir):
+        src, dst = d.source, d.target
+        run = lambda waves: [tr.translate(w, d.reverse, spectrograms=False).translated for w in waves]
         outs = run(clips[src])
-        row[f"{src}2{dst}"] = {
+        row[d.value] = {
             "transfer": float(np.mean([classifier.predict(y, sr) == dst for y in outs])),
             "chroma": float(np.mean([chroma_similarity(w, y, sr) for w, y in zip(clips[src], outs)])),
             "lsd": mean_lsd(run(pairs[src]), pairs[dst], tr.spec),
-            "identity_lsd": identity_lsd[f"{src}2{dst}"],
+            "identity_lsd": identity_lsd[d.value],
         }
     return row
 
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         found = paired_files(a.data, *names, None)
         pairs = {n: [audio.load(p[i], sr) for p in found] for i, n in enumerate(names)}
         # the untranslated input's distance does not depend on the model: once per direction
-        identity = {f"{x}2{y}": mean_lsd(pairs[x], pairs[y], first.spec) for x, y in (names, names[::-1])}
+        identity = {d.value: mean_lsd(pairs[d.source], pairs[d.target], first.spec)
+                    for d in weights.pair_directions(first.cfg, a.models[0])}
         rows = {str(m): score(Translator(m), clips, pairs, classifier, identity)
                 for m in tqdm(a.models, desc="models")}
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors

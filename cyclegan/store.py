@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def require_files(folder: Path, names: tuple[str, ...], hint: str) -> None:
+    """A model folder is usable only with all of its files; say which one is missing and how to make it."""
+    for name in names:
+        if not (Path(folder) / name).is_file():
+            raise FileNotFoundError(f"{Path(folder) / name} is missing; {hint}")
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """A flat state dict as safetensors (float32 kept as is), written atomically."""
+    data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, st_save(data, metadata=metadata))
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
 
 
 def _flatten(obj: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from . import audio
 from .config import Config, SpecConfig
-from .models import Discriminator, Generator, init_weights
+from .models import Discriminators, Generators, init_weights
 from .store import load_tree, save_tree
 
 
@@ -51,71 +51,6 @@ class HistoryPool:
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         self.items = [t.to(device) for t in state["items"]]
         self.rng.set_state(state["rng"])
-
-
-class EnvelopeMatch:
-    """Unpaired feature matching (Salimans et al. 2016) on the mean log-spectrum per bin.
-
-    A 70x70 PatchGAN judges local texture, and lets the fakes' average spectral envelope sit
-    several dB off the target domain's (measured: +6 dB at 2-3 kHz piano->guitar).  This
-    loss pulls a running mean of the fakes' envelope towards a running mean of the real
-    target crops'.  Running means, because batch 2 of short crops says more about the notes
-    than about the instrument; the gradient flows through the current batch's share only.
-    """
-
-    def __init__(self, momentum: float = 0.9):
-        self.momentum = momentum
-        self.means: dict[str, torch.Tensor] = {}
-
-    def _update(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        """Fold this batch's mean log-spectrum (B, 1, F, T) -> (F,) into the running mean `key`."""
-        env = x.float().mean(dim=(0, 1, 3))
-        old = self.means.get(key)
-        new = env if old is None else self.momentum * old + (1 - self.momentum) * env
-        self.means[key] = new.detach()
-        return new
-
-    def loss(self, domain: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self._update(f"real_{domain}", real)
-        return F.l1_loss(self._update(f"fake_{domain}", fake), target)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.cpu() for k, v in self.means.items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
-        self.means = {k: v.to(device) for k, v in state.items()}
-
-
-class Generators(nn.Module):
-    """Both generators behind one forward, so DDP sees a single forward/backward per step."""
-
-    def __init__(self, cfg: Config):
-        super().__init__()
-        self.a2b = Generator(cfg.model, cfg.spec.n_freq)
-        self.b2a = Generator(cfg.model, cfg.spec.n_freq)
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor, identity: bool = True) -> dict[str, torch.Tensor]:
-        n = a.shape[0]
-        # batching real and identity inputs halves the number of (overhead-bound) calls on CPU
-        ab = self.a2b(torch.cat([a, b]) if identity else a)
-        ba = self.b2a(torch.cat([b, a]) if identity else b)
-        out = {"fake_b": ab[:n], "fake_a": ba[:n]}
-        if identity:
-            out.update(idt_b=ab[n:], idt_a=ba[n:])
-        out["rec_a"] = self.b2a(out["fake_b"])
-        out["rec_b"] = self.a2b(out["fake_a"])
-        return out
-
-
-class Discriminators(nn.Module):
-    def __init__(self, cfg: Config):
-        super().__init__()
-        self.a = Discriminator(cfg.model)
-        self.b = Discriminator(cfg.model)
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.a(a), self.b(b)
 
 
 CYCLE_POWERS = {"linear": 1.0, "cbrt": 1 / 3}  # besides "log"
@@ -166,7 +101,6 @@ class CycleGAN:
         self.opt_g = torch.optim.Adam(self.gens.parameters(), t.lr, betas=betas, fused=True)
         self.opt_d = torch.optim.Adam(self.discs.parameters(), t.lr, betas=betas, fused=True)
         self.pools = {k: HistoryPool(t.pool_size, t.seed * 1000 + rank * 2 + i) for i, k in enumerate("ab")}
-        self.envelope = EnvelopeMatch()
         self.step_count = 0
         self.g_train: nn.Module = self.gens
         self.d_train: nn.Module = self.discs
@@ -202,7 +136,7 @@ class CycleGAN:
         if self.step_count < self.cfg.train.d_warmup:
             with torch.no_grad(), self._autocast():  # only the fakes: no cycle, no identity
                 out = {"fake_b": self.gens.a2b(a), "fake_a": self.gens.b2a(b)}
-            losses = dict.fromkeys(("g_adv", "cycle", "identity", "envelope"), 0.0)
+            losses = dict.fromkeys(("g_adv", "cycle", "identity"), 0.0)
         else:
             out, losses = self._generator_step(a, b)
         losses["d"] = self._discriminator_step(a, b, out["fake_a"].detach(), out["fake_b"].detach())
@@ -220,14 +154,12 @@ class CycleGAN:
             cyc = (cycle_distance(out["rec_a"], a, t.cycle_loss, self.cfg.spec)
                    + cycle_distance(out["rec_b"], b, t.cycle_loss, self.cfg.spec))
             idt = F.l1_loss(out["idt_a"], a) + F.l1_loss(out["idt_b"], b) if identity else adv.new_zeros(())
-            env = (self.envelope.loss("a", a, out["fake_a"]) + self.envelope.loss("b", b, out["fake_b"])
-                   if t.lambda_envelope > 0 else adv.new_zeros(()))
-            loss_g = adv + t.lambda_cycle * cyc + t.lambda_identity * idt + t.lambda_envelope * env
+            loss_g = adv + t.lambda_cycle * cyc + t.lambda_identity * idt
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.discs.requires_grad_(True)
-        return out, {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item(), "envelope": env.item()}
+        return out, {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item()}
 
     def _discriminator_step(self, a: torch.Tensor, b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor) -> float:
         n = a.shape[0]
@@ -251,7 +183,6 @@ class CycleGAN:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
-            "envelope": self.envelope.state_dict(),
             "rng": {"torch": torch.get_rng_state(), **extra_rng},
         }
 
@@ -265,7 +196,6 @@ class CycleGAN:
             self.scaler.load_state_dict(state["scaler"])
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], self.device)
-        self.envelope.load_state_dict(state.get("envelope", {}), self.device)  # absent before it existed
         self.step_count = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         return state["rng"]

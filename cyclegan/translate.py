@@ -17,10 +17,11 @@ import torch
 from tqdm import tqdm
 
 from . import audio, weights
-from .data import DataError, list_audio
+from .tone import TONE_TARGETS, TONES, apply_tone, has_tones
 
 MIN_SECONDS = 0.25
-Progress = Callable[[float], None]
+# progress(share of the work done, stage now running): stages "translating", "reconstructing"
+Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -34,74 +35,49 @@ class Translation:
     seconds: float  # processing time
 
 
-def _fade_weights(n: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
-    w = torch.ones(n)
-    ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
-    if not first:
-        w[:overlap] = ramp
-    if not last:
-        w[n - overlap:] = ramp.flip(0)
-    return w
-
-
 class Translator:
     """One exported pair, loaded once; translates audio of any length with bounded memory.
 
     A clip is processed end to end (STFT -> generators -> ISTFT) in segments of
     `segment_frames`, each read with `margin_frames` of context on both sides; the generator
     reaches only ~40 frames, so the kept middles join exactly and memory does not grow with
-    the clip (beyond the audio, and the spectrograms when they are asked for).  `run` can
-    also split a spectrogram into cross-faded chunks (`chunk_frames`), e.g. for a small GPU.
+    the clip (beyond the audio, and the spectrograms when they are asked for).
     """
 
-    def __init__(self, model_dir: Path, device: str | None = None, chunk_frames: int | None = None,
-                 overlap: int = 64, batch: int = 4, segment_frames: int = 2048, margin_frames: int = 128):
+    def __init__(self, model_dir: Path, device: str | None = None, segment_frames: int = 2048,
+                 margin_frames: int = 128):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model_dir = Path(model_dir)
         self.cfg, self.gens = weights.load(model_dir, self.device)
         self.spec = self.cfg.spec
         self.segment, self.margin = segment_frames, margin_frames
-        # default: a whole segment in one generator call (segments already bound the memory,
-        # and every chunk overlap is work done twice)
-        self.chunk = chunk_frames or segment_frames + 2 * margin_frames
-        self.overlap, self.batch = overlap, batch
 
     def generator(self, reverse: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(forward, backward) generators for a direction."""
         return (self.gens.b2a, self.gens.a2b) if reverse else (self.gens.a2b, self.gens.b2a)
 
     @torch.inference_mode()
-    def run(self, net: torch.nn.Module, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
-        """Apply a generator to a (n_freq, frames) spectrogram, chunk by chunk."""
-        frames = x.shape[1]
-        if frames <= self.chunk:
-            y = net(x[None, None].to(self.device))[0, 0].cpu()
-            if progress:
-                progress(1.0)
-            return y
-        hop = self.chunk - self.overlap
-        starts = list(range(0, frames - self.chunk, hop)) + [frames - self.chunk]  # the last chunk ends at the end
-        out, total = torch.zeros_like(x), torch.zeros(frames)
-        for i in range(0, len(starts), self.batch):
-            group = starts[i:i + self.batch]
-            chunks = torch.stack([x[:, s:s + self.chunk] for s in group])[:, None].to(self.device)
-            ys = net(chunks)[:, 0].cpu()
-            for s, y in zip(group, ys):
-                w = _fade_weights(self.chunk, self.overlap, s == 0, s == starts[-1])
-                out[:, s:s + self.chunk] += y * w
-                total[s:s + self.chunk] += w
-            if progress:
-                progress(min(1.0, (i + len(group)) / len(starts)))
-        return out / total
+    def run(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Apply a generator to a (n_freq, frames) spectrogram."""
+        return net(x[None, None].to(self.device))[0, 0].cpu()
+
+    def target(self, reverse: bool) -> str:
+        return self.cfg.name_a if reverse else self.cfg.name_b
 
     def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
-                  progress: Progress | None = None, spectrograms: bool = True) -> Translation:
+                  progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean") -> Translation:
         """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
 
-        spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded."""
+        spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded.
+        tone: the guitar tone of a translation into guitar (`tone.TONES`); the spectrograms
+        and the reconstruction are those of the clean translation the tone starts from."""
         start = time.perf_counter()
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
         if phase not in ("input", "griffinlim"):
             raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
+        if tone != "clean" and not has_tones(self.target(reverse)):
+            raise ValueError(f"a tone applies to translations into {', '.join(TONE_TARGETS)}, "
+                             f"not into {self.target(reverse)}")
         normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
         hop, n = self.spec.hop_length, len(wave)
         seg, margin = self.segment * hop, self.margin * hop  # multiples of the hop: one frame grid
@@ -112,7 +88,7 @@ class Translator:
         for i, s in enumerate(starts):
             lo, hi, end = max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)
             frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            step = (lambda f, i=i: progress((i + f) / len(starts))) if progress else None
+            step = (lambda f, stage, i=i: progress((i + f) / len(starts), stage)) if progress else None
             specs, waves = self._pass(normalised[lo:hi], reverse, frames, phase == "input", step)
             for out, w in zip(outs, waves):
                 out[s:end] = w[s - lo:end - lo]
@@ -124,6 +100,7 @@ class Translator:
         whole = {k: torch.cat(v, 1) for k, v in kept.items() if v}
         if phase == "griffinlim":  # needs the whole magnitude at once
             outs = [audio.griffin_lim(whole[k], self.spec, n).astype(np.float32) for k in ("translated", "reconstructed")]
+        outs[0] = apply_tone(outs[0], self.spec.sample_rate, tone)
         if match_level:
             outs = [audio.match_level(o, wave) for o in outs]
         mags = {k: audio.from_model(v, self.spec).numpy() for k, v in whole.items()} if spectrograms else {}
@@ -136,8 +113,14 @@ class Translator:
         [translated, reconstructed] waveforms with the input phase, margins included)."""
         fwd, back = self.generator(reverse)
         x, angle = audio.analyse(piece, self.spec, peak_normalise=False)
-        fake = self.run(fwd, x, progress and (lambda f: progress(0.5 * f)))
-        rec = self.run(back, fake, progress and (lambda f: progress(0.5 + 0.5 * f)))
+        if progress:
+            progress(0.0, "translating")
+        fake = self.run(fwd, x)
+        if progress:
+            progress(0.5, "reconstructing")
+        rec = self.run(back, fake)
+        if progress:
+            progress(1.0, "reconstructing")
         waves = [audio.synthesise(y, angle, self.spec, len(piece)) for y in (fake, rec)] if synthesise else []
         return [v[:, frames] for v in (x, fake, rec)], waves
 
@@ -155,37 +138,48 @@ def find_direction(value: str, root: Path) -> weights.Direction:
 def _inputs(items: list[Path]) -> list[Path]:
     """Files as given; folders expanded exactly as training reads a domain folder."""
     try:
-        return [f for p in items for f in (list_audio(p) if p.is_dir() else [p])]
-    except DataError as e:
+        return [f for p in items for f in (audio.list_audio(p) if p.is_dir() else [p])]
+    except audio.AudioError as e:
         raise SystemExit(f"error: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("inputs", nargs="+", type=Path, help="audio files or folders")
-    ap.add_argument("--direction", required=True, help="e.g. piano2guitar or guitar2piano")
-    ap.add_argument("--out", type=Path, default=Path("translated"), help="output folder")
-    ap.add_argument("--weights", type=Path, default=weights.DEFAULT_ROOT, help="weights/ or one model folder")
-    ap.add_argument("--phase", choices=["input", "griffinlim"], default="input")
-    ap.add_argument("--reconstruct", action="store_true", help="also write the cycle reconstruction")
-    ap.add_argument("--no-level-match", action="store_true", help="keep the model's output level")
+    ap = argparse.ArgumentParser(prog="python -m cyclegan.translate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+", type=Path, help="audio files or folders (every audio file below a folder)")
+    ap.add_argument("--direction", required=True, help="e.g. piano2guitar or guitar2piano (required)")
+    ap.add_argument("--out", type=Path, default=Path("translated"), help="output folder (default: translated/)")
+    ap.add_argument("--weights", type=Path, default=weights.DEFAULT_ROOT,
+                    help="weights/ or one model folder (default: the repository's weights/)")
+    ap.add_argument("--phase", choices=["input", "griffinlim"], default="input",
+                    help="phase of the output: the input's, or recovered by Griffin-Lim (default: input)")
+    ap.add_argument("--reconstruct", action="store_true",
+                    help="also write the cycle reconstruction (default: off)")
+    ap.add_argument("--no-level-match", action="store_true",
+                    help="keep the model's output level instead of the input's (default: off)")
+    ap.add_argument("--tone", choices=TONES, default="clean",
+                    help="guitar tone of a translation into guitar: clean, or driven through an amp and "
+                         "cabinet chain (default: clean)")
     args = ap.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
     direction = find_direction(args.direction, args.weights)
+    if args.tone != "clean" and not has_tones(direction.target):
+        raise SystemExit(f"error: --tone applies to translations into {', '.join(TONE_TARGETS)}, "
+                         f"not {direction.value}")
     tr = Translator(direction.model_dir)
     files, failed = _inputs(args.inputs), 0
     for path in tqdm(files, desc=direction.label, disable=len(files) < 2):
         try:
             wave = audio.load(path, tr.spec.sample_rate, max_channels=2)
-            res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False)
+            res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False,
+                               tone=args.tone)
         except audio.AudioError as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1
             continue
         outs = {direction.value: res.translated}
         if args.reconstruct:
-            back = direction.value.split("2")[0]
-            outs[f"{direction.value}2{back}"] = res.reconstructed
+            outs[direction.round_trip] = res.reconstructed
         for suffix, wave_out in outs.items():
             dest = args.out / f"{path.stem}_{suffix}.wav"
             audio.save(dest, wave_out, res.sample_rate)

@@ -5,51 +5,64 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as st_save
 
 from .config import Config
-from .store import REPO_ROOT, atomic_write_bytes
-from .training import Generators
+from .models import Generators
+from .store import REPO_ROOT, read_tensors, require_files, write_tensors
 
 WEIGHTS_FILE, CONFIG_FILE = "generators.safetensors", "config.json"
 DEFAULT_ROOT = REPO_ROOT / "weights"
+EXPORT_HINT = "export a model with `python train.py --export NAME`"
 
 
-def export(out_dir: Path, gens: Generators, cfg: Config, half: bool = False) -> Path:
-    """half=True stores float16 (half the size); loading always gives float32."""
+def export(out_dir: Path, gens: Generators, cfg: Config) -> Path:
     out_dir = Path(out_dir)
-    dtype = torch.float16 if half else torch.float32
-    tensors = {k: v.detach().cpu().to(dtype).contiguous() for k, v in gens.state_dict().items()}
-    atomic_write_bytes(out_dir / WEIGHTS_FILE, st_save(tensors, metadata={"name_a": cfg.name_a, "name_b": cfg.name_b}))
+    tensors = {k: v.float() for k, v in gens.state_dict().items()}
+    write_tensors(out_dir / WEIGHTS_FILE, tensors, {"name_a": cfg.name_a, "name_b": cfg.name_b})
     cfg.save(out_dir / CONFIG_FILE)
     return out_dir
 
 
 def read_config(model_dir: Path) -> Config:
     """The config of an exported model, once both of its files are known to be there."""
-    model_dir = Path(model_dir)
-    for f in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (model_dir / f).is_file():
-            raise FileNotFoundError(f"{model_dir / f} is missing; export a model with `python train.py --export NAME`")
-    return Config.load(model_dir / CONFIG_FILE)
+    require_files(model_dir, (CONFIG_FILE, WEIGHTS_FILE), EXPORT_HINT)
+    return Config.load(Path(model_dir) / CONFIG_FILE)
 
 
 def load(model_dir: Path, device: torch.device | str = "cpu") -> tuple[Config, Generators]:
-    model_dir = Path(model_dir)
     cfg = read_config(model_dir)
     gens = Generators(cfg)
-    state = {k: v.float() for k, v in load_file(str(model_dir / WEIGHTS_FILE)).items()}
-    gens.load_state_dict(state)
+    gens.load_state_dict({k: v.float() for k, v in read_tensors(Path(model_dir) / WEIGHTS_FILE).items()})
     return cfg, gens.to(device).eval()
 
 
 @dataclass(frozen=True)
 class Direction:
-    value: str  # "piano2guitar"
-    label: str  # "Piano → Guitar"
+    """One way through a pair: source and target are the instrument names of its config."""
+    source: str
+    target: str
     model_dir: Path
-    reverse: bool  # True: use b2a as the translator
+    reverse: bool  # True: the pair's b2a generator translates
+
+    @property
+    def value(self) -> str:
+        """The identifier the CLI, the API and the evaluation files use, e.g. "piano2guitar"."""
+        return f"{self.source}2{self.target}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.title()} → {self.target.title()}"
+
+    @property
+    def round_trip(self) -> str:
+        """The name of the cycle reconstruction, e.g. "piano2guitar2piano"."""
+        return f"{self.value}2{self.source}"
+
+
+def pair_directions(cfg: Config, model_dir: Path) -> tuple[Direction, Direction]:
+    """A pair's two directions, a -> b first."""
+    return (Direction(cfg.name_a, cfg.name_b, Path(model_dir), False),
+            Direction(cfg.name_b, cfg.name_a, Path(model_dir), True))
 
 
 def find_models(root: Path = DEFAULT_ROOT) -> list[Path]:
@@ -61,10 +74,4 @@ def find_models(root: Path = DEFAULT_ROOT) -> list[Path]:
 
 def directions(root: Path = DEFAULT_ROOT) -> list[Direction]:
     """Both directions of every exported pair, so a new pair appears without code changes."""
-    out = []
-    for d in find_models(root):
-        cfg = Config.load(d / CONFIG_FILE)
-        a, b = cfg.name_a, cfg.name_b
-        out.append(Direction(f"{a}2{b}", f"{a.title()} → {b.title()}", d, False))
-        out.append(Direction(f"{b}2{a}", f"{b.title()} → {a.title()}", d, True))
-    return out
+    return [d for m in find_models(root) for d in pair_directions(Config.load(m / CONFIG_FILE), m)]

@@ -8,7 +8,7 @@ import torch
 
 from cyclegan import weights
 from cyclegan.config import Config, ModelConfig
-from cyclegan.training import Generators
+from cyclegan.models import Generators
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -85,8 +85,10 @@ def test_translates_a_bundled_clip(tiny_app: app_module.App, example_clips: dict
 def test_directions_and_examples_come_from_the_weights(tiny_weights: Path) -> None:
     demo = app_module.build_demo(tiny_weights)
     assert isinstance(demo, gr.Blocks)
-    rows = app_module.example_rows(["piano2guitar", "guitar2piano"])
-    assert rows and all(Path(p).stem.split("_")[0] == d.split("2")[0] for p, d in rows)
+    found = weights.directions(tiny_weights)
+    rows = app_module.example_rows(found)
+    sources = {d.value: d.source for d in found}
+    assert len(rows) == 6 and all(Path(p).stem.startswith(sources[d] + "_") for p, d in rows)
     assert rows[0][1] == "piano2guitar"  # the default direction's clips come first
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cyclegan import blend, weights
-from cyclegan.training import Generators
+from cyclegan.models import Generators
 
 from conftest import tiny_config
 

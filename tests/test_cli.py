@@ -24,7 +24,7 @@ def test_train_help_documents_every_flag():
     assert r.returncode == 0
     for flag in ["--domain-a", "--domain-b", "--name-a", "--name-b", "--steps", "--batch-size", "--lr", "--crop-frames",
                  "--ngf", "--n-blocks", "--lambda-cycle", "--lambda-identity", "--out", "--resume", "--device",
-                 "--seed", "--val-every", "--save-every", "--export", "--head", "--envelope-bins", "--d-layers",
+                 "--seed", "--val-every", "--save-every", "--export", "--d-layers",
                  "--time-limit", "--snapshot-every", "--cycle-loss", "--init-from"]:
         assert flag in r.stdout, flag
 
@@ -40,10 +40,10 @@ def test_train_export_then_translate_cli(toy_domains, tmp_path):
     a, b = toy_domains
     r = run("train.py", "--domain-a", a, "--domain-b", b, "--steps", "2", "--val-every", "2", "--out", tmp_path / "run",
             "--cache-dir", tmp_path / "cache", "--export", "toy", "--weights-root", tmp_path / "w", *TINY,
-            "--head", "envelope", "--snapshot-every", "1")
+            "--snapshot-every", "1")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "w" / "toy" / "generators.safetensors").exists()
-    assert json.loads((tmp_path / "w" / "toy" / "config.json").read_text())["model"]["head"] == "envelope"
+    assert json.loads((tmp_path / "w" / "toy" / "config.json").read_text())["model"]["ngf"] == 4
     assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step_0000001", "step_0000002"]
     r = run("-m", "cyclegan.translate", a, "--direction", "piano2guitar", "--weights", tmp_path / "w",
             "--out", tmp_path / "out", "--reconstruct")

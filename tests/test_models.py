@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from cyclegan.config import ModelConfig
-from cyclegan.models import (ChannelSumConv, Discriminator, FrameNorm, FrequencySmooth, Generator, NearestUpConv,
+from cyclegan.models import (ChannelSumConv, Discriminator, FrameNorm, Generator, NearestUpConv,
                              TimeConv, count_parameters, init_weights)
 
 
@@ -25,40 +25,17 @@ def test_skip_generator_starts_close_to_the_identity():
     assert torch.allclose(g(x), x, atol=1e-4)
 
 
-def test_frequency_smooth_is_a_normalised_moving_average():
-    smooth = FrequencySmooth(9)
-    flat = torch.full((1, 1, 64, 5), 0.3)
-    assert torch.allclose(smooth(flat), flat)  # weights sum to 1, edges replicated: a constant passes
-    x = torch.zeros(1, 1, 64, 1)
-    x[0, 0, 32] = 1.0
-    y = smooth(x)[0, 0, :, 0]
-    assert y.shape == (64,) and y.sum().item() == pytest.approx(1.0)
-    assert torch.count_nonzero(y) == 9 and y[32] == y.max() and torch.allclose(y[28:32], y[33:37].flip(0))
-    with pytest.raises(ValueError, match="odd"):
-        FrequencySmooth(8)
+def test_an_old_config_with_removed_experiment_fields_still_loads(tmp_path):
+    """Exports made while the envelope head and feature matching existed carry their fields."""
+    import json
 
+    from cyclegan.config import Config
 
-def test_envelope_head_is_a_smooth_db_gain_on_the_input():
-    cfg = ModelConfig(ngf=4, n_blocks=1, bottleneck=16, head="envelope", envelope_bins=9)
-    g = Generator(cfg, 256)
-    x = torch.rand(2, 1, 256, 24) * 1.6 - 0.8
-    init_weights(g, std=0.0)
-    assert torch.equal(g(x), x)  # zero gain: the identity
-    with torch.no_grad():
-        g.net[-1].bias.fill_(0.05)  # a constant +0.05 before smoothing: +2.5 dB everywhere
-    assert torch.allclose(g(x), x + 0.05, atol=1e-6)
-    init_weights(g, std=0.3)  # large gains: the output is clipped to the model scale, not squashed
-    with torch.no_grad():
-        y, gain = g(x), g.smooth(g.net(x))
-    assert torch.equal(y, (x + gain).clamp(-1, 1))
-    assert y.abs().max() == 1 and gain.abs().max() > 1
-
-
-def test_generator_rejects_unknown_heads_and_an_envelope_without_skip():
-    with pytest.raises(ValueError, match="unknown generator head"):
-        Generator(ModelConfig(head="mask"), 256)
-    with pytest.raises(ValueError, match="needs skip=True"):
-        Generator(ModelConfig(head="envelope", skip=False), 256)
+    old = Config().to_dict()
+    old["model"].update(head="delta", envelope_bins=9)
+    old["train"]["lambda_envelope"] = 0.0
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert Config.load(tmp_path / "config.json") == Config()
 
 
 def test_generator_rejects_a_frequency_count_it_cannot_downsample():

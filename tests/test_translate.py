@@ -39,32 +39,11 @@ def test_level_matching_follows_the_input(translator, piano):
     assert np.sqrt(np.mean(raw ** 2)) > 5 * np.sqrt(np.mean(quiet ** 2))  # the model's own, normalised level
 
 
-def test_chunked_and_whole_clip_inference_agree_away_from_chunk_edges(translator, piano):
-    x, _ = audio.analyse(np.concatenate([piano] * 3), translator.spec)  # ~2300 frames
-    default = translator.chunk
-    translator.chunk = 512
-    try:
-        chunked = translator.run(translator.gens.a2b, x)
-        translator.chunk = 10 ** 6
-        whole = translator.run(translator.gens.a2b, x)
-    finally:
-        translator.chunk = default
-    edges = torch.zeros(x.shape[1], dtype=torch.bool)
-    hop = 512 - translator.overlap
-    for start in list(range(hop, x.shape[1], hop)) + [x.shape[1] - 512]:
-        edges[max(0, start - 80): start + translator.overlap + 80] = True  # receptive field + cross-fade
-    interior = ~edges
-    assert interior.sum() > 0.5 * x.shape[1]
-    assert (chunked - whole)[:, interior].abs().max() < 1e-4
-    assert (chunked - whole).abs().mean() < 1e-3  # and the seams stay small
-
-
 @pytest.mark.parametrize("length", [2300 * 128, 2300 * 128 + 77])  # ends on / off the frame grid
 def test_segments_join_exactly_like_one_pass(tiny_weights, piano, length):
     wave = np.resize(piano, length)
-    # no chunking inside a pass, so only the segment joins can differ
-    one = Translator(tiny_weights / "piano_guitar", "cpu", chunk_frames=10 ** 6, segment_frames=10 ** 6)
-    parts = Translator(tiny_weights / "piano_guitar", "cpu", chunk_frames=10 ** 6, segment_frames=300)
+    one = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=10 ** 6)
+    parts = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=300)
     a, b = one.translate(wave), parts.translate(wave)
     for k, v in a.magnitudes.items():
         assert b.magnitudes[k].shape == v.shape == (256, 1 + (length - 1) // 128)  # odd n_fft: 1 + (n-1)//hop
@@ -79,8 +58,18 @@ def test_segments_join_exactly_like_one_pass(tiny_weights, piano, length):
 
 def test_progress_reaches_one(translator, piano):
     seen = []
-    translator.translate(np.concatenate([piano] * 3), progress=seen.append)
-    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    translator.translate(np.concatenate([piano] * 3), progress=lambda f, stage: seen.append((f, stage)))
+    shares = [f for f, _ in seen]
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
+    assert {stage for _, stage in seen} == {"translating", "reconstructing"}
+
+
+def test_a_driven_tone_changes_only_the_translation_into_guitar(translator, piano):
+    clean, driven = (translator.translate(piano, tone=t) for t in ("clean", "driven"))
+    assert np.array_equal(clean.reconstructed, driven.reconstructed)
+    assert driven.translated.shape == clean.translated.shape and not np.allclose(driven.translated, clean.translated)
+    with pytest.raises(ValueError, match="a tone applies to translations into guitar, not into piano"):
+        translator.translate(piano, reverse=True, tone="driven")
 
 
 @pytest.mark.parametrize("wave, message", [(np.zeros(25_000, np.float32), "silent"),

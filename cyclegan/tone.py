@@ -1,0 +1,38 @@
+"""Guitar tones: a clean translation, or the same through an amp and cabinet chain (pedalboard).
+
+A one-to-one generator cannot guess how hard a player drives the amp, and one asked for every
+tone at once settles on a blend that matches none. So the generator makes the clean electric
+guitar and the tone is a real effects chain after it, the way a player's own amp would be.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pedalboard import Compressor, Distortion, HighpassFilter, LowpassFilter, Pedalboard, PeakFilter
+
+TONES = ("clean", "driven")
+TONE_TARGETS = ("guitar",)  # instruments whose translations offer a tone
+
+
+def amp_chain(drive_db: float = 24.0) -> Pedalboard:
+    """Tight low end, compression into a soft-clipping drive, then a 4x12-like cabinet roll-off."""
+    return Pedalboard([
+        HighpassFilter(cutoff_frequency_hz=100.0),
+        Compressor(threshold_db=-24.0, ratio=4.0, attack_ms=5.0, release_ms=120.0),
+        Distortion(drive_db=drive_db),
+        PeakFilter(cutoff_frequency_hz=1_800.0, gain_db=3.0, q=0.8),
+        LowpassFilter(cutoff_frequency_hz=5_000.0),
+    ])
+
+
+def has_tones(target: str) -> bool:
+    return target in TONE_TARGETS
+
+
+def apply_tone(wave: np.ndarray, sample_rate: int, tone: str) -> np.ndarray:
+    """`wave` (mono float) in the chosen tone; "clean" returns it untouched."""
+    if tone not in TONES:
+        raise ValueError(f"unknown tone {tone!r}: use one of {', '.join(TONES)}")
+    if tone == "clean":
+        return wave
+    out = amp_chain()(np.ascontiguousarray(wave, dtype=np.float32)[None], sample_rate)[0]
+    return out.astype(np.float32)
