@@ -34,6 +34,7 @@ MAX_SECONDS = 60.0  # longer uploads are trimmed: bounds a request's time and me
 CONCURRENCY = 2  # one translation per core of a 2-vCPU Space; the rest wait in the queue
 QUEUE_SIZE = 64  # enough that a burst of 20+ visitors is queued rather than turned away
 KEEP_OUTPUTS_S = 3600  # our wavs/pngs are copied into Gradio's cache on return; ours can go after this
+EXPORT_HINT = "python train.py --export piano_guitar"
 PHASES = [("Input phase (fast, keeps the attack)", "input"), ("Griffin-Lim (phase from magnitude)", "griffinlim")]
 
 @dataclass
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
-              f"Train and export one first: {weights.EXPORT_HINT}.", file=sys.stderr)
+              f"Train and export one first:\n    {EXPORT_HINT}", file=sys.stderr)
         return 1
     # SIGTERM (a container or a test stopping us) closes the server like Ctrl-C, so atexit cleans up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

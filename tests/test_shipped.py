@@ -17,11 +17,18 @@ def test_weights_folder_is_small_and_pickle_free():
     assert not [p for p in files if p.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin")]
 
 
-def test_shipped_model_has_a_card_with_its_scores():
+def test_shipped_model_card_gives_the_rebuild_commands_and_its_evaluated_scores():
     card = (SHIPPED / "README.md").read_text()
-    assert "python train.py" in card and "transfer" in card.lower()
+    assert "python train.py --init-from" in card and "python -m cyclegan.evaluate --weights weights/piano_guitar" in card
+    assert len(card.splitlines()) <= 120
     result = json.loads((SHIPPED / "evaluation.json").read_text())
     assert set(result["directions"]) == {"piano2guitar", "guitar2piano"}
+    for key, label in (("piano2guitar", "piano→guitar"), ("guitar2piano", "guitar→piano")):
+        m = result["directions"][key]["model"]
+        ci = result["transfer_interval"][key]
+        row = (f"| {label} | model | {m['cycle_error']:.3f} | {m['transfer_accuracy']:.3f} "
+               f"[{ci['low']:.3f}, {ci['high']:.3f}] | {m['chroma']:.3f} | {m['onset_f']:.3f} | {m['paired_lsd_db']:.2f} |")
+        assert row in card
 
 
 def test_shipped_model_translates_the_bundled_examples(example_clips):
