@@ -110,7 +110,7 @@ def _prepare(run: Run) -> Found | None:
                 print(f"removed {len(gone)} temp file(s) left in {folder} by an interrupted write")
         store.check_writable(out, "checkpoints")
         if opts.cache_dir:
-            store.check_writable(opts.cache_dir, "spectrogram cache")
+            store.check_writable(opts.cache_dir, "cached spectrograms")
     found = find_checkpoint(out)
     if found and not opts.resume:
         raise RunError(f"{out} already holds a run (checkpoint {found.path.name}): pass --resume to "
@@ -138,7 +138,7 @@ def _record(run: Run, log: RunLog | None, bar: tqdm, losses: dict[str, float]) -
     if step % 10 == 0 or step == t.steps:
         row = {"lr": run.model.lr_at(step - 1), **losses}
     if log and (step % t.val_every == 0 or step == t.steps):
-        run.probe("validate", step)
+        run.probe("validate", run.model)
         scores, rows = validate(run.model, *run.doms)
         row.update(scores)
         plots.save(plots.grid(rows, run.cfg.spec), run.out / "samples" / f"step_{step:07d}.png")
@@ -158,7 +158,7 @@ def _loop(run: Run, log: RunLog | None, bar: tqdm) -> str:
                            f"so nothing was saved; {run.last_good()}")
         if signalled or late or model.step_count >= t.steps:
             return "signal" if signalled else "time" if late else "done"
-        run.probe("draw", model.step_count)
+        run.probe("draw", model)
         a, b = (run.samplers[k].sample(t.batch_size).to(run.device) for k in "ab")
         res = model.step(a, b)
         bad = ", ".join(f"{k} {v}" for k, v in res.losses.items() if not math.isfinite(v))
@@ -177,7 +177,7 @@ def _start(run: Run) -> None:
     opts, cfg = run.opts, run.cfg
     found = _prepare(run)
     run.model = CycleGAN(cfg, run.device, run.rank, ddp=run.world > 1)
-    run.model.probe = lambda phase: run.probe(phase, run.model.step_count)
+    run.model.probe = lambda phase: run.probe(phase, run.model)
     check_space(run)
     run.doms = tuple(load_domain(folder, name, cfg.spec, cfg.train, opts.cache_dir, run.rank, run.world)
                      for folder, name in ((opts.domain_a, cfg.name_a), (opts.domain_b, cfg.name_b)))
@@ -198,8 +198,9 @@ def fit(cfg: Config, opts: RunOptions, probe: Probe | None = None) -> CycleGAN:
     """Train; `probe` is a hook for tests to inject faults at chosen phases, not a user option."""
     device, rank, world = _setup_distributed(opts.device)
     with StopSignals(rank) as signals:
-        run = Run(cfg, opts, Path(opts.out), device, rank, world, probe or (lambda phase, step: None), signals)
+        run = Run(cfg, opts, Path(opts.out), device, rank, world, probe or (lambda phase, model: None), signals)
         _start(run)
+        run.start = time.time()  # the time limit and the logged seconds count training, not loading
         log = RunLog(run.out, run.model.step_count) if rank == 0 else None
         bar = tqdm(total=cfg.train.steps, initial=run.model.step_count, disable=rank != 0, dynamic_ncols=True)
         try:

@@ -24,7 +24,7 @@ from .training import CycleGAN
 
 CHECKPOINT = "checkpoint.safetensors"  # kept as checkpoint_0000500.safetensors and so on
 DATA_KEYS = ("seed", "val_files", "val_fraction")  # settings that choose the validation split
-Probe = Callable[[str, int], None]  # (phase, steps done): a fault-injection hook for tests only
+Probe = Callable[[str, CycleGAN], None]  # (phase, model): a fault-injection hook for tests only
 
 
 class RunError(Exception):
@@ -69,7 +69,7 @@ class Run:
     samplers: dict[str, CropSampler] = field(default_factory=dict)
     saved: tuple[int, Path] | None = None
     seconds_before: float = 0.0
-    start: float = field(default_factory=time.time)
+    start: float = 0.0
 
     def seconds(self) -> float:
         """Training wall time over every session of the run."""
@@ -151,10 +151,11 @@ def check_space(run: Run) -> None:
     t, params = run.cfg.train, lambda m: sum(p.numel() * 4 for p in m.parameters())
     pools = run.world * 2 * t.pool_size * run.cfg.spec.n_freq * t.crop_frames * 4
     gens = params(run.model.gens)
-    need = 3 * (gens + params(run.model.discs)) + pools + (gens if run.opts.snapshot_every else 0)
+    # weights and two Adam moments, each rank's pools, then the JSON header and RNG states
+    need = int(1.1 * (3 * (gens + params(run.model.discs)) + pools)) + 2**20 + (gens if run.opts.snapshot_every else 0)
     store.check_writable(run.out, "checkpoints", need)
     if run.opts.export:
-        store.check_writable(Path(run.opts.weights_root), "exported model", gens)
+        store.check_writable(Path(run.opts.weights_root), "exported weights", gens)
 
 
 def _data_record(run: Run) -> dict[str, Any]:
@@ -224,25 +225,28 @@ def save(run: Run) -> None:
     step = run.model.step_count
     if run.saved is not None and run.saved[0] == step:
         return
-    states = _rank_states(run)
-    if not run.model.finite():
-        raise RunError(f"the weights are not finite at step {step}, so they were not saved; {run.last_good()}")
     path = store.version_path(run.out, CHECKPOINT, step)
-    if run.rank == 0:
-        tree = {**run.model.state_dict(), "ranks": states,
-                "run": {"seconds": run.seconds(), "world": run.world, "data": _data_record(run)}}
-        run.signals.saving = True
-        try:
-            run.probe("save", step)
-            store.save_tree(path, tree)
-            run.cfg.save(run.out / "config.json")
-        except OSError as e:
-            raise store.write_failure(e, f"the checkpoint of step {step} to {path}",
-                                      f"{run.standing()}: make room, then rerun with --resume") from None
-        finally:
-            run.signals.saving = False
-        store.prune_versions(run.out, CHECKPOINT, run.opts.keep)
+    run.signals.saving = True
+    try:
+        run.probe("save", run.model)
+        states = _rank_states(run)
+        if not run.model.finite():
+            raise RunError(f"the weights are not finite at step {step}, so they were not saved; {run.last_good()}")
+        if run.rank == 0:
+            _write(run, path, states)
+    finally:
+        run.signals.saving = False
     run.saved = (step, path)
     run.signals.on_disk = run.standing()
 
 
+def _write(run: Run, path: Path, states: list[dict[str, Any]]) -> None:
+    tree = {**run.model.state_dict(), "ranks": states,
+            "run": {"seconds": run.seconds(), "world": run.world, "data": _data_record(run)}}
+    try:
+        store.save_tree(path, tree)
+        run.cfg.save(run.out / "config.json")
+    except OSError as e:
+        raise store.write_failure(e, f"the checkpoint of step {run.model.step_count} to {path}",
+                                  f"{run.standing()}: make room, then rerun with --resume") from None
+    store.prune_versions(run.out, CHECKPOINT, run.opts.keep)

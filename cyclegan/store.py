@@ -207,8 +207,8 @@ def check_writable(folder: Path, what: str, need_bytes: int = 0) -> None:
                            "choose another folder or fix its permissions") from None
     free = shutil.disk_usage(folder).free
     if free < need_bytes:
-        raise StorageError(f"{folder} has {free / 1e6:.0f} MB free but the {what} needs about "
-                           f"{need_bytes / 1e6:.0f} MB: free some space or choose another folder")
+        raise StorageError(f"{folder} has {free / 1e6:.1f} MB free, but the {what} need about "
+                           f"{need_bytes / 1e6:.1f} MB: free some space or choose another folder")
 
 
 def write_failure(e: OSError, what: str, fallback: str) -> StorageError:
