@@ -116,7 +116,7 @@ def load_domain(folder: Path, name: str, spec: SpecConfig, cfg: TrainConfig, cac
     dom = Domain(name, Path(folder), files=files_digest(Path(folder), files))
     dom.train = _load_many(train_files[rank::world], spec, cache_dir, cfg.crop_frames, dom.skipped, name)
     if not dom.train:
-        raise DataError(f"{folder}: no readable, non-silent audio file of at least {cfg.crop_frames} frames "
+        raise DataError(f"{folder}: no usable audio file of at least {cfg.crop_frames} frames "
                         f"({cfg.crop_frames * spec.hop_length / spec.sample_rate:.2f} s) to train on"
                         + (f" (skipped: {_counts(dom.skipped)})" if dom.skipped else ""))
     val_skipped: dict[str, int] = {}
