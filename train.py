@@ -87,8 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "discriminators start fresh (--ndf and --d-layers may change)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compile", action="store_true",
-                     help="torch.compile the models: ~25%% faster steps after a few minutes of compiling "
-                          "(cached for later runs); for long runs")
+                     help="torch.compile the models: faster steps after minutes of compiling (cached for "
+                          "later runs; bench/train_speed.py measures both); for long runs")
     run.add_argument("--time-limit", type=float, metavar="MINUTES",
                      help="stop after this much wall time, with a checkpoint to --resume from")
     run.add_argument("--snapshot-every", type=int, default=0, metavar="N",
