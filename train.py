@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -162,12 +163,13 @@ def main(argv: list[str] | None = None) -> None:
                       time_limit=args.time_limit * 60 if args.time_limit is not None else None,
                       snapshot_every=args.snapshot_every, init_from=args.init_from, keep=args.keep,
                       allow_data_change=args.allow_data_change)
+    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for every rank
     try:
         fit(build_config(args), opts)
     except Interrupted as e:
-        sys.exit(str(e))
+        sys.exit(str(e) if speaks else 1)
     except (DataError, RunError, StorageError, DamagedFile) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e}" if speaks else 1)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,8 @@ def _prepare(run: Run) -> Found | None:
     """Orphans removed, folders checked and the checkpoint to resume from found, before any work."""
     opts, out = run.opts, run.out
     if run.rank == 0:
-        for folder in (out, opts.cache_dir, Path(opts.weights_root) / (opts.export or "")):
+        exported = [Path(opts.weights_root) / opts.export] if opts.export else []
+        for folder in [out, *sorted(out.glob("snapshots/step_*")), *exported, opts.cache_dir]:
             gone = store.remove_orphans(folder) if folder else []
             if gone:
                 print(f"removed {len(gone)} temp file(s) left in {folder} by an interrupted write")

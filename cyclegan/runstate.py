@@ -195,6 +195,7 @@ def restore(run: Run, found: Found) -> None:
     for k, s in run.samplers.items():
         s.rng.set_state(rng[f"sampler_{k}"])
     run.saved, run.seconds_before = (model.step_count, found.path), tree.get("run", {}).get("seconds", 0.0)
+    run.signals.on_disk = run.standing()
     if run.world > 1:
         dist.barrier()  # every rank has read its checkpoint before a damaged one is moved aside
     if run.rank != 0:
