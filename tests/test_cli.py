@@ -1,8 +1,10 @@
 """train.py and the translate CLI as a user runs them, in subprocesses."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import soundfile as sf
 import torch
@@ -154,3 +156,24 @@ def test_resume_may_change_the_schedule_but_not_the_model(toy_domains, tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: --resume would change --seed 1 (was 0), so the "
                                                         "validation split")
+
+
+def test_sigterm_stops_train_py_with_a_checkpoint_of_the_step_it_finished(toy_domains, tmp_path):
+    a, b = toy_domains
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "train.py", "--domain-a", a, "--domain-b", b, "--steps", "100000",
+                             "--save-every", "1", "--val-every", "100000", "--out", out,
+                             "--cache-dir", tmp_path / "cache", *TINY], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint_0000002.safetensors").exists():  # training is under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    step = int(last.split("stopped at step ")[1].split(";")[0])
+    assert proc.returncode == 1 and "Traceback" not in err and "SIGTERM: stopping after this step" in err
+    assert last == (f"stopped at step {step}; the checkpoint of step {step} ({out / f'checkpoint_{step:07d}.safetensors'})"
+                    " stands: continue with the same command and --resume")
+    assert load_tree(out / f"checkpoint_{step:07d}.safetensors")["step"] == step
