@@ -174,6 +174,7 @@ def test_sigterm_stops_train_py_with_a_checkpoint_of_the_step_it_finished(toy_do
     last = err.strip().splitlines()[-1]
     step = int(last.split("stopped at step ")[1].split(";")[0])
     assert proc.returncode == 1 and "Traceback" not in err and "SIGTERM: stopping after this step" in err
-    assert last == (f"stopped at step {step}; the checkpoint of step {step} ({out / f'checkpoint_{step:07d}.safetensors'})"
-                    " stands: continue with the same command and --resume")
-    assert load_tree(out / f"checkpoint_{step:07d}.safetensors")["step"] == step
+    ckpt = out / f"checkpoint_{step:07d}.safetensors"
+    assert last == (f"stopped at step {step}; the checkpoint of step {step} ({ckpt}) stands: "
+                    "continue with the same command and --resume")
+    assert load_tree(ckpt)["step"] == step
