@@ -7,14 +7,20 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from cyclegan.config import Config, ModelConfig, TrainConfig
+from cyclegan.store import REPO_ROOT
 
-DEFAULT_CORPUS = Path("data/corpus")
+# Defaults live in the repository, wherever it is run from; a path the user gives is
+# relative to the working directory, as everywhere else on the command line.
+DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
+DEFAULT_OUT = REPO_ROOT / "runs" / "piano_guitar"
+DEFAULT_CACHE = REPO_ROOT / "data" / "spec-cache"
+DEFAULT_WEIGHTS = REPO_ROOT / "weights"
 
 # flag -> (config section, field, help); defaults come from the dataclasses
 TUNABLE = {
@@ -55,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--corpus-minutes", type=float, default=40.0, help="minutes per instrument of the built-in corpus")
     data.add_argument("--soundfont", type=Path, action="append", default=[],
                       help="extra General-MIDI SoundFont for the built-in corpus (repeatable)")
-    data.add_argument("--cache-dir", type=Path, default=Path("data/spec-cache"), help="spectrogram cache")
+    data.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                      help=f"spectrogram cache (default {DEFAULT_CACHE.relative_to(REPO_ROOT)}/ in the repository)")
     hp = p.add_argument_group("model and schedule")
     defaults = {**{f.name: f.default for f in fields(TrainConfig)}, **{f.name: f.default for f in fields(ModelConfig)}}
     for name, (_, text) in TUNABLE.items():
@@ -65,24 +72,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="decay the learning rate linearly to 0 over the second half of --steps (default on; "
                          "on --resume, the checkpoint's setting unless given)")
     run = p.add_argument_group("run")
-    run.add_argument("--out", type=Path, default=Path("runs/piano_guitar"), help="checkpoints, logs and samples")
-    run.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoints, logs and samples "
+                     f"(default {DEFAULT_OUT.relative_to(REPO_ROOT)}/ in the repository)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the newest good checkpoint in --out (--steps, --lr-decay and the "
+                          "loss weights may change; the model, the seed and the data may not)")
+    run.add_argument("--allow-data-change", action="store_true",
+                     help="let --resume go on with another --seed, validation split or data folders: the "
+                          "crops drawn (and the validation split) then differ from the run's own")
+    run.add_argument("--keep", type=int, default=3, metavar="K",
+                     help="keep the K newest checkpoints; a damaged newest one falls back to an older (default 3)")
     run.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
                      help="start from an exported model's generators (e.g. weights/piano_guitar), to fine-tune "
                           "it with other losses or data; its spectrogram and generator settings are kept, the "
                           "discriminators start fresh (--ndf and --d-layers may change)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compile", action="store_true",
-                     help="torch.compile the models: ~25%% faster steps after a few minutes of compiling "
-                          "(cached for later runs); for long runs")
+                     help="torch.compile the models: faster steps after minutes of compiling (cached for "
+                          "later runs; bench/train_speed.py measures both); for long runs")
     run.add_argument("--time-limit", type=float, metavar="MINUTES",
                      help="stop after this much wall time, with a checkpoint to --resume from")
     run.add_argument("--snapshot-every", type=int, default=0, metavar="N",
                      help="also export the generators every N steps to OUT/snapshots/step_N/ (each loads "
                           "like weights/NAME/), to pick the best step afterwards")
-    run.add_argument("--export", metavar="NAME", help="at the end, write weights/NAME/ for the app and CLI")
-    run.add_argument("--weights-root", type=Path, default=Path("weights"), help="where --export writes")
-    return p.parse_args(argv)
+    run.add_argument("--export", metavar="NAME", help="at the end, write WEIGHTS_ROOT/NAME/ for the app and CLI")
+    run.add_argument("--weights-root", type=Path, default=DEFAULT_WEIGHTS,
+                     help="where --export writes (default weights/ in the repository)")
+    args = p.parse_args(argv)
+    if args.keep < 1:
+        p.error("--keep must be at least 1")
+    return args
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -129,33 +148,28 @@ def default_corpus(args: argparse.Namespace) -> None:
     args.domain_a, args.domain_b = root / "piano", root / "guitar"
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
-    # Ctrl-C, `kill` and a scheduler's SIGTERM all checkpoint before exiting (a background
-    # job may have inherited an ignored SIGINT, so install the handlers explicitly)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
     args = parse_args(argv)
     if (args.domain_a is None) != (args.domain_b is None):
         sys.exit("error: pass both --domain-a and --domain-b, or neither (to train on the built-in corpus)")
     if args.domain_a is None:
         default_corpus(args)
     from cyclegan.data import DataError
-    from cyclegan.fit import RunOptions, fit
+    from cyclegan.fit import Interrupted, RunError, RunOptions, fit
+    from cyclegan.store import DamagedFile, StorageError
 
     opts = RunOptions(args.domain_a, args.domain_b, args.out, args.device, args.resume, args.export,
                       args.weights_root, args.cache_dir, args.compile,
                       time_limit=args.time_limit * 60 if args.time_limit is not None else None,
-                      snapshot_every=args.snapshot_every, init_from=args.init_from)
+                      snapshot_every=args.snapshot_every, init_from=args.init_from, keep=args.keep,
+                      allow_data_change=args.allow_data_change)
+    speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for every rank
     try:
         fit(build_config(args), opts)
-    except DataError as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit(f"stopped; continue with the same command and --resume (checkpoint in {args.out})")
+    except Interrupted as e:
+        sys.exit(str(e) if speaks else 1)
+    except (DataError, RunError, StorageError, DamagedFile) as e:
+        sys.exit(f"error: {e}" if speaks else 1)
 
 
 if __name__ == "__main__":

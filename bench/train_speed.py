@@ -1,5 +1,5 @@
 """Seconds per CycleGAN training step (batch 2) for the default and the reference generator,
-and for the default under torch.compile (train.py --compile).
+for the default under torch.compile (train.py --compile), and to write and verify a checkpoint.
 
     python bench/train_speed.py [--steps 20] [--reference-steps 3] [--no-compile]
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,14 +17,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cyclegan.config import Config, ModelConfig  # noqa: E402
 from cyclegan.models import count_parameters  # noqa: E402
+from cyclegan.store import read_tree, save_tree  # noqa: E402
 from cyclegan.training import CycleGAN  # noqa: E402
 
 
 def seconds_per_step(cfg: Config, frames: int, steps: int, warmup: int = 2,
                      compile: bool = False) -> tuple[float, float, int]:
     """(best, median) seconds per step, and parameters per generator.  Best is timeit's
-    convention (slower runs are other processes interfering); on a shared VM the median
-    can be 30% higher, so both are printed."""
+    convention (slower runs are other processes interfering); on a shared machine the median
+    can be well above it, so both are printed."""
     model = CycleGAN(cfg, torch.device("cpu"))
     shape = (cfg.train.batch_size, 1, cfg.spec.n_freq, frames)
     a, b = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
@@ -41,6 +43,27 @@ def seconds_per_step(cfg: Config, frames: int, steps: int, warmup: int = 2,
         times.append(time.perf_counter() - t)
     times.sort()
     return times[0], times[len(times) // 2], count_parameters(model.gens.a2b)
+
+
+def checkpoint_seconds(cfg: Config, repeats: int = 3) -> tuple[float, float, int]:
+    """(write, read + verify) seconds for a checkpoint of `cfg` after one step (Adam's moments
+    exist then), best of `repeats`, and its size in bytes."""
+    model = CycleGAN(cfg, torch.device("cpu"))
+    shape = (cfg.train.batch_size, 1, cfg.spec.n_freq, cfg.train.crop_frames)
+    model.step(torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1)
+    tree = {**model.state_dict(), "ranks": [model.rank_state({})]}
+    writes, reads = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.safetensors"
+        for _ in range(repeats):
+            t = time.perf_counter()
+            save_tree(path, tree)
+            writes.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            read_tree(path)
+            reads.append(time.perf_counter() - t)
+        size = path.stat().st_size
+    return min(writes), min(reads), size
 
 
 def main() -> None:
@@ -64,6 +87,9 @@ def main() -> None:
               f"best {s:6.3f} s/step ({1 / s:5.2f} it/s), median {median:6.3f}")
     ratio = results[("reference 64f/9b", 256)] / results[("default", 256)]
     print(f"speed-up of the default over the reference on 256x256 crops: {ratio:.1f}x")
+    write, read, size = checkpoint_seconds(cfg)
+    print(f"checkpoint of the default model: {size / 1e6:.1f} MB, write (fsync'ed) {write:.3f} s, "
+          f"read + verify its checksum {read:.3f} s")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,16 @@ class Domain:
     train: list[np.ndarray] = field(default_factory=list)
     val: list[np.ndarray] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    files: str = ""  # a digest of the folder's file names and sizes: resume checks the data is the same
+
+
+def files_digest(folder: Path, files: list[Path]) -> str:
+    listing = [[str(p.relative_to(folder)), p.stat().st_size] for p in files]
+    return hashlib.sha1(json.dumps(listing).encode()).hexdigest()
+
+
+def _is_silent(x: np.ndarray) -> bool:
+    return float(x.max()) <= -1.0  # every bin at the floor of the dB range
 
 
 def _load_many(paths: list[Path], spec: SpecConfig, cache_dir: Path | None, min_frames: int,
@@ -86,6 +96,10 @@ def _load_many(paths: list[Path], spec: SpecConfig, cache_dir: Path | None, min_
             warnings.warn(f"skipping {p}: {e}", stacklevel=2)
             skipped["unreadable"] = skipped.get("unreadable", 0) + 1
             continue
+        if _is_silent(x):
+            warnings.warn(f"skipping {p}: the audio is silent", stacklevel=2)
+            skipped["silent"] = skipped.get("silent", 0) + 1
+            continue
         if x.shape[1] < min_frames:
             warnings.warn(f"skipping {p}: {x.shape[1]} frames, shorter than one crop ({min_frames})", stacklevel=2)
             skipped["too short"] = skipped.get("too short", 0) + 1
@@ -97,16 +111,29 @@ def _load_many(paths: list[Path], spec: SpecConfig, cache_dir: Path | None, min_
 def load_domain(folder: Path, name: str, spec: SpecConfig, cfg: TrainConfig, cache_dir: Path | None,
                 rank: int = 0, world: int = 1) -> Domain:
     """Each rank trains on its own share of the training files (DistributedSampler-style)."""
-    train_files, val_files = split(list_audio(folder), cfg)
-    dom = Domain(name, Path(folder))
+    files = list_audio(folder)
+    train_files, val_files = split(files, cfg)
+    dom = Domain(name, Path(folder), files=files_digest(Path(folder), files))
     dom.train = _load_many(train_files[rank::world], spec, cache_dir, cfg.crop_frames, dom.skipped, name)
-    dom.val = _load_many(val_files, spec, cache_dir, 1, dom.skipped, f"{name} (val)")
-    if dom.skipped:
-        print(f"{name}: skipped {sum(dom.skipped.values())} file(s): {dom.skipped}")
     if not dom.train:
-        raise DataError(f"{folder}: no readable audio file of at least {cfg.crop_frames} frames "
-                        f"({cfg.crop_frames * spec.hop_length / spec.sample_rate:.2f} s) to train on")
+        raise DataError(f"{folder}: no usable audio file of at least {cfg.crop_frames} frames "
+                        f"({cfg.crop_frames * spec.hop_length / spec.sample_rate:.2f} s) to train on"
+                        + (f" (skipped: {_counts(dom.skipped)})" if dom.skipped else ""))
+    val_skipped: dict[str, int] = {}
+    dom.val = _load_many(val_files, spec, cache_dir, 1, val_skipped, f"{name} (val)")
+    if not dom.val:
+        raise DataError(f"{folder}: none of its {len(val_files)} validation file(s) can be used "
+                        f"({_counts(val_skipped)}): {', '.join(p.name for p in val_files[:5])}; "
+                        "replace or remove them")
+    for k, v in val_skipped.items():
+        dom.skipped[k] = dom.skipped.get(k, 0) + v
+    if dom.skipped and rank == 0:
+        print(f"{name}: skipped {sum(dom.skipped.values())} file(s): {_counts(dom.skipped)}")
     return dom
+
+
+def _counts(skipped: dict[str, int]) -> str:
+    return ", ".join(f"{n} {why}" for why, n in skipped.items())
 
 
 class CropSampler:

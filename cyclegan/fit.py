@@ -1,15 +1,17 @@
 """The training run: data -> steps -> logs, validation, checkpoints -> exported weights.
 
 Runs as one process or under `torchrun` (DDP, gloo on CPU, nccl on GPU); only rank 0 writes.
+A run stops only between two steps, so every checkpoint holds whole steps and a resumed run
+ends with the same weights as an uninterrupted one (docs/training.md).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
+import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,33 +19,72 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import audio, plots, weights
+from . import audio, plots, store, weights
 from .config import Config
 from .data import CropSampler, Domain, load_domain
 from .metrics import relative_cycle_error
-from .store import load_tree
+from .runstate import (CHECKPOINT, Found, Interrupted, Probe, Run, RunError, RunOptions, StopSignals,  # noqa: F401
+                       check_data, check_space, find_checkpoint, restore, save, saved_config)
 from .training import CycleGAN
 
-CHECKPOINT = "checkpoint.safetensors"
 LOG_FIELDS = ["step", "seconds", "lr", "g_adv", "cycle", "identity", "d", "val_cycle_a", "val_cycle_b"]
 VAL_MAX_FRAMES = 512  # ~2.6 s per held-out clip keeps validation cheap
 
 
-@dataclass
-class RunOptions:
-    domain_a: Path
-    domain_b: Path
-    out: Path
-    device: str = "auto"
-    resume: bool = False
-    export: str | None = None
-    weights_root: Path = weights.DEFAULT_ROOT
-    cache_dir: Path | None = None
-    compile: bool = False
-    until: int | None = None  # stop early at this step, as a kill would (used by tests)
-    time_limit: float | None = None  # seconds of wall time, then stop with a checkpoint
-    snapshot_every: int = 0  # also export the generators every N steps, to choose among later
-    init_from: Path | None = None  # an exported model whose generators a new run starts from
+@torch.no_grad()
+def validate(model: CycleGAN, a: Domain, b: Domain) -> tuple[dict[str, float], list[list[plots.Panel]]]:
+    spec, gens = model.cfg.spec, model.gens
+    scores: dict[str, float] = {}
+    rows: list[list[plots.Panel]] = []
+    for key, dom, fwd, back, other in (("a", a, gens.a2b, gens.b2a, b.name), ("b", b, gens.b2a, gens.a2b, a.name)):
+        errors = []
+        for i, arr in enumerate(dom.val):
+            x = torch.from_numpy(np.asarray(arr[:, :VAL_MAX_FRAMES], dtype=np.float32))[None, None].to(model.device)
+            fake = fwd(x)
+            mags = [audio.from_model(t[0, 0].float().cpu(), spec) for t in (x, fake, back(fake))]
+            errors.append(relative_cycle_error(mags[0], mags[2]))
+            if i == 0:
+                rows.append(list(zip([dom.name, f"{dom.name} → {other}", f"{dom.name} → {other} → {dom.name}"],
+                                     [m.numpy() for m in mags])))
+        scores[f"val_cycle_{key}"] = float(np.mean(errors))
+    return scores, rows
+
+
+class RunLog:
+    """CSV + TensorBoard. A resumed run first drops what came after its checkpoint (steps it
+    will replay), so each step appears once; the CSV keeps the columns it was started with."""
+
+    def __init__(self, out: Path, step: int):
+        path = out / "log.csv"
+        text = path.read_text() if path.exists() else ""
+        lines = text.splitlines()
+        header = lines[0].split(",") if lines and lines[0] else None
+        kept = [line for line in lines[1:] if _row_step(line) <= step]
+        if header and (len(kept) < len(lines) - 1 or not text.endswith("\n")):
+            store.atomic_write_text(path, "\n".join([lines[0], *kept]) + "\n")
+        self.file = open(path, "a" if header else "w", newline="")
+        self.csv = csv.DictWriter(self.file, header or LOG_FIELDS, extrasaction="ignore")
+        if header is None:
+            self.csv.writeheader()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=step + 1 if step else None)
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        self.csv.writerow({"step": step, **{k: v for k, v in values.items() if k in LOG_FIELDS}})
+        self.file.flush()
+        for k, v in values.items():
+            if k not in ("step", "seconds"):
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.file.close()
+        self.tb.close()
+
+
+def _row_step(line: str) -> float:
+    head = line.split(",", 1)[0]
+    return int(head) if head.isdigit() else math.inf  # an unreadable row goes too
 
 
 def _setup_distributed(device: str) -> tuple[torch.device, int, int]:
@@ -59,61 +100,119 @@ def _setup_distributed(device: str) -> tuple[torch.device, int, int]:
     return torch.device("cpu"), rank, world
 
 
-def saved_config(out: Path) -> Config | None:
-    """The config of the checkpoint in `out`, if there is one (a resumed run starts from it)."""
-    ckpt = Path(out) / CHECKPOINT
-    return Config.from_dict(load_tree(ckpt)["config"]) if ckpt.exists() else None
+def _prepare(run: Run) -> Found | None:
+    """Orphans removed, folders checked and the checkpoint to resume from found, before any work."""
+    opts, out = run.opts, run.out
+    if run.rank == 0:
+        exported = [Path(opts.weights_root) / opts.export] if opts.export else []
+        for folder in [out, *sorted(out.glob("snapshots/step_*")), *exported, opts.cache_dir]:
+            gone = store.remove_orphans(folder) if folder else []
+            if gone:
+                print(f"removed {len(gone)} temp file(s) left in {folder} by an interrupted write")
+        store.check_writable(out, "checkpoints")
+        if opts.cache_dir:
+            store.check_writable(opts.cache_dir, "cached spectrograms")
+    found = find_checkpoint(out)
+    if found and not opts.resume:
+        raise RunError(f"{out} already holds a run (checkpoint {found.path.name}): pass --resume to "
+                       "continue it, or choose another --out")
+    if opts.resume and not found and run.rank == 0:
+        print(f"no checkpoint in {out}; starting from step 0")
+    return found
 
 
-@torch.no_grad()
-def validate(model: CycleGAN, a: Domain, b: Domain) -> tuple[dict[str, float], list[list[plots.Panel]]]:
-    spec, gens = model.cfg.spec, model.gens
-    scores: dict[str, float] = {}
-    rows: list[list[plots.Panel]] = []
-    for key, dom, fwd, back, other in (("a", a, gens.a2b, gens.b2a, b.name), ("b", b, gens.b2a, gens.a2b, a.name)):
-        errors = []
-        for i, arr in enumerate(dom.val):
-            x = torch.from_numpy(np.asarray(arr[:, :VAL_MAX_FRAMES], dtype=np.float32))[None, None].to(model.device)
-            fake = fwd(x)
-            rec = back(fake)
-            mags = [audio.from_model(t[0, 0].float().cpu(), spec) for t in (x, fake, rec)]
-            errors.append(relative_cycle_error(mags[0], mags[2]))
-            if i == 0:
-                rows.append(list(zip([dom.name, f"{dom.name} → {other}", f"{dom.name} → {other} → {dom.name}"],
-                                     [m.numpy() for m in mags])))
-        scores[f"val_cycle_{key}"] = float(np.mean(errors))
-    return scores, rows
+def _flags(run: Run, stepped: bool, bad: bool) -> tuple[bool, bool, bool]:
+    """(signalled, out of time, not finite), the same on every rank: a rank that stopped alone
+    would hang the others in their next collective. A session makes at least one step."""
+    late = stepped and run.opts.time_limit is not None and time.time() - run.start >= run.opts.time_limit
+    flags = [run.signals.requested, late, bad]
+    if run.world > 1:
+        t = torch.tensor([float(f) for f in flags], device=run.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        flags = [bool(v) for v in t.tolist()]
+    return flags[0], flags[1], flags[2]
 
 
-class RunLog:
-    """CSV + TensorBoard, appended to on resume."""
+def _record(run: Run, log: RunLog | None, bar: tqdm, losses: dict[str, float]) -> None:
+    """One log row per step that logs (every 10th) or validates (every val_every-th)."""
+    step, t, row = run.model.step_count, run.cfg.train, {}
+    if step % 10 == 0 or step == t.steps:
+        row = {"lr": run.model.lr_at(step - 1), **losses}
+    if log and (step % t.val_every == 0 or step == t.steps):
+        run.probe("validate", run.model)
+        scores, rows = validate(run.model, *run.doms)
+        row.update(scores)
+        plots.save(plots.grid(rows, run.cfg.spec), run.out / "samples" / f"step_{step:07d}.png")
+        bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    if log and row:
+        log.write(step, {"seconds": run.seconds(), **row})
 
-    def __init__(self, out: Path):
-        path = out / "log.csv"
-        # a resumed run keeps the columns its log was started with
-        header = None
-        if path.exists():
-            with open(path) as f:
-                first = f.readline().strip()
-            header = first.split(",") if first else None
-        self.file = open(path, "a", newline="")
-        self.csv = csv.DictWriter(self.file, header or LOG_FIELDS, extrasaction="ignore")
-        if header is None:
-            self.csv.writeheader()
-        from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(out / "tensorboard"))
+def _loop(run: Run, log: RunLog | None, bar: tqdm) -> str:
+    """Steps until done; returns why it ended: "done", "signal" or "time"."""
+    t, model, bad = run.cfg.train, run.model, ""
+    first = model.step_count
+    while True:
+        signalled, late, not_finite = _flags(run, model.step_count > first, bool(bad))
+        if not_finite:
+            raise RunError(f"the losses became non-finite at step {model.step_count} ({bad or 'on another rank'}), "
+                           f"so nothing was saved; {run.last_good()}")
+        if signalled or late or model.step_count >= t.steps:
+            return "signal" if signalled else "time" if late else "done"
+        run.probe("draw", model)
+        a, b = (run.samplers[k].sample(t.batch_size).to(run.device) for k in "ab")
+        res = model.step(a, b)
+        bad = ", ".join(f"{k} {v}" for k, v in res.losses.items() if not math.isfinite(v))
+        if bad:
+            continue
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in res.losses.items()})
+        _record(run, log, bar, res.losses)
+        if model.step_count % t.save_every == 0:
+            save(run)
+        if run.rank == 0 and run.opts.snapshot_every and model.step_count % run.opts.snapshot_every == 0:
+            _export(run, run.out / "snapshots" / f"step_{model.step_count:07d}")
 
-    def write(self, step: int, values: dict[str, float]) -> None:
-        self.csv.writerow({"step": step, **{k: v for k, v in values.items() if k in LOG_FIELDS}})
-        self.file.flush()
-        for k, v in values.items():
-            if k not in ("step", "seconds"):
-                self.tb.add_scalar(k, v, step)
 
-    def close(self) -> None:
-        self.file.close()
-        self.tb.close()
+def _start(run: Run) -> None:
+    opts, cfg = run.opts, run.cfg
+    found = _prepare(run)
+    run.model = CycleGAN(cfg, run.device, run.rank, ddp=run.world > 1)
+    run.model.probe = lambda phase: run.probe(phase, run.model)
+    check_space(run)
+    run.doms = tuple(load_domain(folder, name, cfg.spec, cfg.train, opts.cache_dir, run.rank, run.world)
+                     for folder, name in ((opts.domain_a, cfg.name_a), (opts.domain_b, cfg.name_b)))
+    run.samplers = {k: CropSampler(d.train, cfg.train.crop_frames, cfg.train.seed * 7919 + run.rank * 2 + i)
+                    for i, (k, d) in enumerate(zip("ab", run.doms))}
+    if found:
+        check_data(run, found)
+        restore(run, found)
+    elif opts.init_from:
+        run.model.gens.load_state_dict(weights.load(opts.init_from)[1].state_dict())
+        if run.rank == 0:
+            print(f"generators from {opts.init_from}; discriminators and optimisers start fresh")
+    if opts.compile:
+        run.model.compile()
+
+
+def fit(cfg: Config, opts: RunOptions, probe: Probe | None = None) -> CycleGAN:
+    """Train; `probe` is a hook for tests to inject faults at chosen phases, not a user option."""
+    device, rank, world = _setup_distributed(opts.device)
+    with StopSignals(rank) as signals:
+        run = Run(cfg, opts, Path(opts.out), device, rank, world, probe or (lambda phase, model: None), signals)
+        _start(run)
+        run.start = time.time()  # the time limit and the logged seconds count training, not loading
+        log = RunLog(run.out, run.model.step_count) if rank == 0 else None
+        bar = tqdm(total=cfg.train.steps, initial=run.model.step_count, disable=rank != 0, dynamic_ncols=True)
+        try:
+            why = _loop(run, log, bar)
+            save(run)
+        finally:
+            bar.close()
+            if log:
+                log.close()
+    _finish(run, why)
+    return run.model
 
 
 def _fingerprint(model: CycleGAN) -> str:
@@ -123,98 +222,26 @@ def _fingerprint(model: CycleGAN) -> str:
     return h.hexdigest()
 
 
-def _out_of_time(limit: float | None, start: float, world: int, device: torch.device) -> bool:
-    """Every rank must stop at the same step (a rank that stopped alone would hang the others
-    in their next collective), so under DDP the ranks decide together."""
-    if limit is None:
-        return False
-    late = time.time() - start >= limit
-    if world == 1:  # no collective, and no device sync in every step
-        return late
-    flag = torch.tensor(float(late), device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
-
-
-def fit(cfg: Config, opts: RunOptions) -> CycleGAN:
-    device, rank, world = _setup_distributed(opts.device)
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t = cfg.train
-    dom_a = load_domain(opts.domain_a, cfg.name_a, cfg.spec, t, opts.cache_dir, rank, world)
-    dom_b = load_domain(opts.domain_b, cfg.name_b, cfg.spec, t, opts.cache_dir, rank, world)
-    model = CycleGAN(cfg, device, rank, ddp=world > 1)
-    samplers = {k: CropSampler(d.train, t.crop_frames, t.seed * 7919 + rank * 2 + i)
-                for i, (k, d) in enumerate((("a", dom_a), ("b", dom_b)))}
-    ckpt = out / CHECKPOINT
-    if opts.resume and ckpt.exists():
-        rng = model.load(ckpt)
-        for k, s in samplers.items():
-            s.rng.set_state(rng[f"sampler_{k}"])
-        if rank == 0:
-            print(f"resuming from step {model.step_count} ({ckpt})")
-    else:
-        if opts.resume and rank == 0:
-            print(f"no checkpoint in {out}; starting from step 0")
-        if opts.init_from:
-            model.gens.load_state_dict(weights.load(opts.init_from)[1].state_dict())
-            if rank == 0:
-                print(f"generators from {opts.init_from}; discriminators and optimisers start fresh")
-    if opts.compile:
-        model.compile()
-
-    def save() -> None:
-        if rank == 0:
-            model.save(ckpt, {f"sampler_{k}": s.rng.get_state() for k, s in samplers.items()})
-            cfg.save(out / "config.json")
-
-    log = RunLog(out) if rank == 0 else None
-    stop = min(t.steps, opts.until) if opts.until is not None else t.steps
-    bar = tqdm(total=t.steps, initial=model.step_count, disable=rank != 0, dynamic_ncols=True)
-    start = time.time()
-    try:
-        while model.step_count < stop:
-            a = samplers["a"].sample(t.batch_size).to(device)
-            b = samplers["b"].sample(t.batch_size).to(device)
-            res = model.step(a, b)
-            step = model.step_count
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in res.losses.items()})
-            if log and (step % 10 == 0 or step == stop):
-                log.write(step, {"seconds": round(time.time() - start, 1), "lr": model.lr_at(step - 1), **res.losses})
-            if log and (step % t.val_every == 0 or step == t.steps):
-                scores, rows = validate(model, dom_a, dom_b)
-                log.write(step, scores)
-                plots.save(plots.grid(rows, cfg.spec), out / "samples" / f"step_{step:07d}.png")
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-            if step % t.save_every == 0:
-                save()
-            if rank == 0 and opts.snapshot_every and step % opts.snapshot_every == 0:
-                weights.export(out / "snapshots" / f"step_{step:07d}", model.gens, cfg)
-            if _out_of_time(opts.time_limit, start, world, device):
-                bar.write(f"time limit reached at step {step}; continue with --resume")
-                break
-    except KeyboardInterrupt:
-        bar.write(f"interrupted at step {model.step_count}; saving a checkpoint to resume from")
-        save()
-        raise
-    finally:
-        bar.close()
-        if log:
-            log.close()
-    save()
-    _finish(model, cfg, opts, out, rank, world)
-    return model
-
-
-def _finish(model: CycleGAN, cfg: Config, opts: RunOptions, out: Path, rank: int, world: int) -> None:
-    if world > 1:  # every rank must hold the same weights; record what each one has
-        prints: list[str | None] = [None] * world
-        dist.all_gather_object(prints, _fingerprint(model))
-        if rank == 0:
-            (out / "ranks.json").write_text(json.dumps({"world": world, "fingerprints": prints}))
+def _finish(run: Run, why: str) -> None:
+    if run.world > 1:  # every rank must hold the same weights; record what each one has
+        prints: list[str | None] = [None] * run.world
+        dist.all_gather_object(prints, _fingerprint(run.model))
+        if run.rank == 0:
+            store.atomic_write_text(run.out / "ranks.json", json.dumps({"world": run.world, "fingerprints": prints}))
         dist.barrier()
         dist.destroy_process_group()
-    if rank == 0 and opts.export and model.step_count >= cfg.train.steps:
-        dest = weights.export(Path(opts.weights_root) / opts.export, model.gens, cfg)
-        print(f"exported {dest}")
+    step = run.model.step_count
+    if why == "signal":
+        raise Interrupted(f"stopped at step {step}; {run.standing()}: continue with the same command and --resume")
+    if why == "time" and run.rank == 0:
+        print(f"time limit reached at step {step}; {run.standing()}: continue with --resume")
+    if run.rank == 0 and run.opts.export and step >= run.cfg.train.steps:
+        print(f"exported {_export(run, Path(run.opts.weights_root) / run.opts.export)}")
+
+
+def _export(run: Run, dest: Path) -> Path:
+    try:
+        return weights.export(dest, run.model.gens, run.cfg)
+    except OSError as e:
+        raise store.write_failure(e, f"the exported model to {dest}",
+                                  f"{run.standing()}: make room, then rerun with --resume") from None

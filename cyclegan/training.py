@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -13,7 +12,6 @@ import torch.nn.functional as F
 from . import audio
 from .config import Config, SpecConfig
 from .models import Discriminators, Generators, init_weights
-from .store import load_tree, save_tree
 
 
 class HistoryPool:
@@ -102,6 +100,8 @@ class CycleGAN:
         self.opt_d = torch.optim.Adam(self.discs.parameters(), t.lr, betas=betas, fused=True)
         self.pools = {k: HistoryPool(t.pool_size, t.seed * 1000 + rank * 2 + i) for i, k in enumerate("ab")}
         self.step_count = 0
+        # called with the name of each phase of a step; tests inject faults through it
+        self.probe: Callable[[str], None] = lambda phase: None
         self.g_train: nn.Module = self.gens
         self.d_train: nn.Module = self.discs
         if ddp:
@@ -139,6 +139,7 @@ class CycleGAN:
             losses = dict.fromkeys(("g_adv", "cycle", "identity"), 0.0)
         else:
             out, losses = self._generator_step(a, b)
+        self.probe("generator")
         losses["d"] = self._discriminator_step(a, b, out["fake_a"].detach(), out["fake_b"].detach())
         self.step_count += 1
         return StepResult(losses, {k: v.detach() for k, v in out.items()})
@@ -168,6 +169,7 @@ class CycleGAN:
             pa, pb = self.d_train(torch.cat([a, fake_a]), torch.cat([b, fake_b]))
             # halved, so the discriminators learn slower than the generators
             loss_d = 0.5 * (_lsgan(pa[:n], 1.0) + _lsgan(pa[n:], 0.0) + _lsgan(pb[:n], 1.0) + _lsgan(pb[n:], 0.0))
+        self.probe("discriminator")
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
@@ -175,18 +177,22 @@ class CycleGAN:
         return loss_d.item()
 
     # --- checkpoints -------------------------------------------------------------
+    # The state every rank shares (weights, optimisers, step) is saved once; what each rank
+    # holds alone (its history pools and RNG) is saved per rank, so each gets its own back.
 
-    def state_dict(self, extra_rng: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "config": self.cfg.to_dict(), "step": self.step_count,
             "gens": self.gens.state_dict(), "discs": self.discs.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "pools": {k: p.state_dict() for k, p in self.pools.items()},
-            "rng": {"torch": torch.get_rng_state(), **extra_rng},
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def rank_state(self, extra_rng: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {"pools": {k: p.state_dict() for k, p in self.pools.items()},
+                "rng": {"torch": torch.get_rng_state(), **extra_rng}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gens.load_state_dict(state["gens"])
         self.discs.load_state_dict(state["discs"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -194,9 +200,12 @@ class CycleGAN:
         self._match_optimizer_layout()
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
+        self.step_count = int(state["step"])
+
+    def load_rank_state(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Restores the pools and the global RNG; returns the RNG states (the samplers' too)."""
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], self.device)
-        self.step_count = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         return state["rng"]
 
@@ -209,8 +218,7 @@ class CycleGAN:
                     if torch.is_tensor(v) and v.shape == p.shape:
                         st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
-    def save(self, path: Path, extra_rng: dict[str, torch.Tensor]) -> None:
-        save_tree(path, self.state_dict(extra_rng))
-
-    def load(self, path: Path) -> dict[str, torch.Tensor]:
-        return self.load_state_dict(load_tree(path))
+    def finite(self) -> bool:
+        """Whether every weight is a number: a diverged model must never replace a good checkpoint."""
+        params = [*self.gens.parameters(), *self.discs.parameters()]
+        return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())

@@ -1,13 +1,16 @@
 """train.py and the translate CLI as a user runs them, in subprocesses."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
+from cyclegan.store import load_tree
 from conftest import ROOT
 
 TINY = ["--ngf", "4", "--n-blocks", "1", "--bottleneck", "16", "--ndf", "4", "--crop-frames", "32"]
@@ -25,7 +28,7 @@ def test_train_help_documents_every_flag():
     for flag in ["--domain-a", "--domain-b", "--name-a", "--name-b", "--steps", "--batch-size", "--lr", "--crop-frames",
                  "--ngf", "--n-blocks", "--lambda-cycle", "--lambda-identity", "--out", "--resume", "--device",
                  "--seed", "--val-every", "--save-every", "--export", "--d-layers",
-                 "--time-limit", "--snapshot-every", "--cycle-loss", "--init-from"]:
+                 "--time-limit", "--snapshot-every", "--cycle-loss", "--init-from", "--keep", "--allow-data-change"]:
         assert flag in r.stdout, flag
 
 
@@ -82,23 +85,56 @@ def test_init_from_starts_a_new_run_from_exported_generators(toy_domains, tmp_pa
     assert r.returncode != 0 and "generators.safetensors is missing" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_torchrun_two_processes_keep_identical_weights(toy_domains, tmp_path):
+def torchrun(*args):
+    return run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *args, timeout=600)
+
+
+def test_torchrun_resume_equals_the_uninterrupted_two_process_run(toy_domains, tmp_path):
+    """Each rank draws its own crops and keeps its own history pool; a resumed run must give
+    every rank its own back (pool size 2, so old fakes return within these few steps)."""
     a, b = toy_domains
-    r = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "--domain-a", a,
-            "--domain-b", b, "--steps", "3", "--val-every", "3", "--out", tmp_path / "ddp",
-            "--cache-dir", tmp_path / "cache", "--device", "cpu", *TINY, timeout=600)
+    common = ["--domain-a", a, "--domain-b", b, "--steps", "4", "--val-every", "100", "--pool-size", "2",
+              "--cache-dir", tmp_path / "cache", "--device", "cpu", *TINY]
+    r = torchrun(*common, "--out", tmp_path / "straight")
     assert r.returncode == 0, r.stderr[-3000:]
-    ranks = json.loads((tmp_path / "ddp" / "ranks.json").read_text())
-    assert ranks["world"] == 2 and len(set(ranks["fingerprints"])) == 1
     # a time limit must stop both ranks at the same step, or the one left running hangs
-    r = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "--domain-a", a,
-            "--domain-b", b, "--steps", "50", "--time-limit", "0", "--resume", "--out", tmp_path / "ddp",
-            "--cache-dir", tmp_path / "cache", "--device", "cpu", timeout=600)
+    r = torchrun(*common, "--out", tmp_path / "split", "--time-limit", "0")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "time limit reached at step 4" in r.stdout + r.stderr
-    ranks = json.loads((tmp_path / "ddp" / "ranks.json").read_text())
-    assert len(set(ranks["fingerprints"])) == 1
-    assert (tmp_path / "ddp" / "checkpoint.safetensors").exists()
+    first = tmp_path / "split" / "checkpoint_0000001.safetensors"
+    assert f"time limit reached at step 1; the checkpoint of step 1 ({first}) stands" in r.stdout
+    r = torchrun(*common, "--out", tmp_path / "split", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("resuming from step 1") == 1  # rank 0 speaks for the run
+    saved = [load_tree(tmp_path / d / "checkpoint_0000004.safetensors") for d in ("straight", "split")]
+    for part in ("gens", "discs"):
+        assert all(torch.equal(saved[0][part][k], v) for k, v in saved[1][part].items())
+    ranks = saved[1]["ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["rng"]["sampler_a"], ranks[1]["rng"]["sampler_a"])
+    for d in ("straight", "split"):
+        prints = json.loads((tmp_path / d / "ranks.json").read_text())
+        assert prints["world"] == 2 and len(set(prints["fingerprints"])) == 1
+
+
+def test_train_explains_an_unwritable_out_before_training(toy_domains, tmp_path):
+    a, b = toy_domains
+    (tmp_path / "file").write_text("")
+    r = run("train.py", "--domain-a", a, "--domain-b", b, "--out", tmp_path / "file" / "run", *TINY)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"error: cannot write the checkpoints to {tmp_path / 'file' / 'run'} "
+                                                 "(Not a directory): choose another folder or fix its permissions")
+
+
+def test_defaults_live_in_the_repository_and_given_paths_in_the_working_directory(monkeypatch, tmp_path):
+    import train
+
+    args = train.parse_args([])
+    assert (args.out, args.cache_dir, args.weights_root) == (
+        ROOT / "runs" / "piano_guitar", ROOT / "data" / "spec-cache", ROOT / "weights")
+    assert train.DEFAULT_CORPUS == ROOT / "data" / "corpus" and args.keep == 3
+    monkeypatch.chdir(tmp_path)
+    args = train.parse_args(["--out", "mine", "--weights-root", "w", "--cache-dir", "c"])
+    assert [p.resolve() for p in (args.out, args.weights_root, args.cache_dir)] == [
+        tmp_path / "mine", tmp_path / "w", tmp_path / "c"]
 
 
 def test_resume_may_change_the_schedule_but_not_the_model(toy_domains, tmp_path):
@@ -116,3 +152,29 @@ def test_resume_may_change_the_schedule_but_not_the_model(toy_domains, tmp_path)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lr_decay"] is True
     r = run(*common, "--steps", "4", "--resume", "--ngf", "8")
     assert r.returncode != 0 and "--ngf cannot change when resuming" in r.stderr
+    r = run(*common, "--steps", "5", "--resume", "--seed", "1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: --resume would change --seed 1 (was 0), so the "
+                                                        "validation split")
+
+
+def test_sigterm_stops_train_py_with_a_checkpoint_of_the_step_it_finished(toy_domains, tmp_path):
+    a, b = toy_domains
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "train.py", "--domain-a", a, "--domain-b", b, "--steps", "100000",
+                             "--save-every", "1", "--val-every", "100000", "--out", out,
+                             "--cache-dir", tmp_path / "cache", *TINY], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint_0000002.safetensors").exists():  # training is under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    step = int(last.split("stopped at step ")[1].split(";")[0])
+    assert proc.returncode == 1 and "Traceback" not in err and "SIGTERM: stopping after this step" in err
+    ckpt = out / f"checkpoint_{step:07d}.safetensors"
+    assert last == (f"stopped at step {step}; the checkpoint of step {step} ({ckpt}) stands: "
+                    "continue with the same command and --resume")
+    assert load_tree(ckpt)["step"] == step

@@ -43,17 +43,45 @@ def test_a_bad_file_is_skipped_and_counted(tmp_path):
     write_tones(tmp_path / "d", 4, "a")
     (tmp_path / "d" / "broken.wav").write_bytes(b"RIFF....garbage")
     sf.write(tmp_path / "d" / "short.wav", np.zeros(500) + 0.1, 25_000)
+    train, val = data.split(data.list_audio(tmp_path / "d"), cfg(val_fraction=0.5))
     with pytest.warns(UserWarning, match="broken.wav"):
-        dom = data.load_domain(tmp_path / "d", "d", SPEC, cfg(val_fraction=0.01), tmp_path / "cache")
-    assert dom.skipped.get("unreadable", 0) + dom.skipped.get("too short", 0) >= 1
-    assert len(dom.train) + len(dom.val) >= 4
+        dom = data.load_domain(tmp_path / "d", "d", SPEC, cfg(val_fraction=0.5), tmp_path / "cache")
+    short_in_train = tmp_path / "d" / "short.wav" in train  # a clip shorter than a crop still validates
+    assert dom.skipped == {"unreadable": 1, **({"too short": 1} if short_in_train else {})}
+    assert len(dom.train) + len(dom.val) == 6 - 1 - short_in_train and len(val) == 3
+
+
+def test_silent_files_are_skipped_and_a_silent_folder_is_an_error(tmp_path):
+    write_tones(tmp_path / "d", 3, "a")
+    sf.write(tmp_path / "d" / "silence.wav", np.zeros(25_000), 25_000)
+    with pytest.warns(UserWarning, match="silence.wav: the audio is silent"):
+        dom = data.load_domain(tmp_path / "d", "d", SPEC, cfg(), None)
+    assert dom.skipped == {"silent": 1} and len(dom.train) + len(dom.val) == 3
+    (tmp_path / "quiet").mkdir()
+    for i in range(3):
+        sf.write(tmp_path / "quiet" / f"{i}.wav", np.zeros(25_000), 25_000)
+    with pytest.warns(UserWarning, match="silent"), pytest.raises(
+            data.DataError, match=r"quiet: no usable audio file of at least 32 frames \(0.16 s\) "
+                                  r"to train on \(skipped: 2 silent\)$"):
+        data.load_domain(tmp_path / "quiet", "quiet", SPEC, cfg(), None)
+
+
+def test_a_domain_whose_validation_files_are_all_unreadable_is_an_error(tmp_path):
+    write_tones(tmp_path / "d", 4, "a")
+    _, val = data.split(data.list_audio(tmp_path / "d"), cfg())
+    val[0].write_bytes(b"RIFF....garbage")
+    with pytest.warns(UserWarning, match="not a readable audio file"), pytest.raises(
+            data.DataError, match=f"d: none of its 1 validation file\\(s\\) can be used \\(1 unreadable\\): "
+                                  f"{val[0].name}; replace or remove them$"):
+        data.load_domain(tmp_path / "d", "d", SPEC, cfg(), None)
 
 
 def test_no_readable_file_is_an_error(tmp_path):
     for i in range(3):
         (tmp_path / "d" / f"{i}.wav").parent.mkdir(exist_ok=True)
         (tmp_path / "d" / f"{i}.wav").write_text("not audio")
-    with pytest.warns(UserWarning), pytest.raises(data.DataError, match="no readable audio file"):
+    with pytest.warns(UserWarning), pytest.raises(data.DataError,
+                                                  match=r"no usable audio file .* \(skipped: 2 unreadable\)$"):
         data.load_domain(tmp_path / "d", "d", SPEC, cfg(), None)
 
 
