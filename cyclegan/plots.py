@@ -79,13 +79,18 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
-def pool(values: np.ndarray, shape: tuple[int, int], reduce: np.ufunc = np.maximum) -> np.ndarray:
-    """Reduce (rows, cols) to at most `shape` by `reduce` over equal blocks (max keeps short
-    transients visible); an axis shorter than its target is repeated (nearest) instead."""
+def pool(values: np.ndarray, shape: tuple[int, int], mean: bool = False) -> np.ndarray:
+    """Reduce (rows, cols) to `shape` by the max (keeps short transients visible) or the mean of
+    equal blocks; an axis shorter than its target is repeated (nearest) instead."""
     for axis, n in enumerate(shape):
         size = values.shape[axis]
         if size > n:
-            values = reduce.reduceat(values, np.linspace(0, size, n, endpoint=False).astype(int), axis=axis)
+            starts = np.linspace(0, size, n, endpoint=False).astype(int)
+            if mean:
+                counts = np.diff(np.append(starts, size)).reshape([-1 if a == axis else 1 for a in range(2)])
+                values = np.add.reduceat(values, starts, axis=axis) / counts
+            else:
+                values = np.maximum.reduceat(values, starts, axis=axis)
         elif size < n:
             values = np.take(values, (np.arange(n) * size) // n, axis=axis)
     return values
@@ -151,3 +156,28 @@ def save_png(picture: Image.Image, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path, compress_level=1)
     return path
+
+
+def spectrogram_pngs(panels: dict[str, Panel], spec: SpecConfig, out: Path) -> dict[str, Path]:
+    """One PNG per named (title, magnitude) panel, all on one colour scale so they compare by eye."""
+    pooled = {k: pooled_db(m, spec) for k, (_, m) in panels.items()}
+    top = max(float(v.max()) for v in pooled.values())
+    seconds = next(iter(panels.values()))[1].shape[1] * spec.hop_length / spec.sample_rate
+    return {k: save_png(image(pooled[k], (top - 80.0, top), "magma", panels[k][0], seconds, spec.sample_rate / 2),
+                        Path(out) / f"{k}.png") for k in panels}
+
+
+def difference_png(after: np.ndarray, before: np.ndarray, spec: SpecConfig, path: Path, title: str,
+                   span_db: float = 30.0) -> Path:
+    """The dB change per time-frequency cell (after - before), averaged over each pixel, on a
+    diverging colormap centred on 0: red where the translation added energy, blue where it took some."""
+    cols = PLOT_SIZE[0]
+    frames = after.shape[1]
+    change = np.zeros((after.shape[0], min(cols, frames)), np.float32)
+    edges = np.linspace(0, frames, len(change[0]) + 1).astype(int)
+    for j, (a, b) in enumerate(zip(edges[:-1], edges[1:])):  # a pixel's frames at a time: no full-size dB copies
+        change[:, j] = (to_db(after[:, a:b], spec) - to_db(before[:, a:b], spec)).mean(1)
+    seconds = frames * spec.hop_length / spec.sample_rate
+    picture = image(pool(change, PLOT_SIZE[::-1], mean=True), (-span_db, span_db), "RdBu_r", title, seconds,
+                    spec.sample_rate / 2, unit="ΔdB")
+    return save_png(picture, path)

@@ -15,6 +15,7 @@ inverse of the gain), at a delay of one look-ahead.
 from __future__ import annotations
 
 import math
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -109,7 +110,9 @@ class StreamingTranslator:
         y = self.tr.run(self.tr.generator(self.reverse)[0], x)
         out = audio.synthesise(y, angle, spec, len(piece))[self.emitted - lo:ready - lo]
         if self.board is not None:  # the amp sees the model's level, as it does offline
-            out = self.board(np.ascontiguousarray(out, np.float32)[None], spec.sample_rate, reset=False)[0]
+            # a fixed buffer size: pedalboard re-prepares (and resets) its plugins when a chunk outgrows it
+            out = self.board(np.ascontiguousarray(out, np.float32)[None], spec.sample_rate, reset=False,
+                             buffer_size=512)[0]
         self.emitted = ready
         keep = max(0, ready - self.context)  # what the next window's left context needs
         self.buffer, self.start = self.buffer[keep - self.start:], keep
@@ -126,3 +129,28 @@ class Resampler:
     def __call__(self, wave: np.ndarray, last: bool = False) -> np.ndarray:
         wave = np.ascontiguousarray(wave, np.float32)
         return wave if self.stream is None else self.stream.resample_chunk(wave, last=last)
+
+
+class LiveStream:
+    """A browser microphone's chunks (any rate, int16 or float, mono or stereo) in, the
+    translation out at the model's rate; it keeps count of the audio heard and the compute spent."""
+
+    def __init__(self, translator: Translator, reverse: bool, rate: int, tone: str = "clean",
+                 key: tuple = ()):
+        self.key, self.rate = key, rate  # key: the settings it was made for; a change starts a new one
+        self.resample = Resampler(rate, translator.spec.sample_rate)
+        self.stream = StreamingTranslator(translator, reverse, tone=tone)
+        self.heard_s = self.compute_s = 0.0
+
+    def feed(self, data: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        mono = audio.conform(data, self.rate, self.rate, max_channels=2)  # same rate: the resampler keeps state
+        out = self.stream.feed(self.resample(mono))
+        self.compute_s += time.perf_counter() - start
+        self.heard_s += len(mono) / self.rate
+        return out
+
+    def status(self) -> str:
+        share = self.compute_s / max(self.heard_s, 1e-9)
+        return (f"Look-ahead {self.stream.lookahead_seconds:.2f} s, plus the chunk and the browser's round trip · "
+                f"compute {share:.0%} of the audio's duration ({self.heard_s:.1f} s heard)")
