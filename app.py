@@ -69,7 +69,7 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
         diff = gr.Image(type="filepath", format="png", label="What changed: translated − input", interactive=False,
                         elem_id="difference-spectrogram")
         curves = gr.LinePlot(x="frequency (Hz)", y="level (dB)", color="curve", label="Average spectrum",
-                             elem_id="average-spectrum", height=300)
+                             elem_id="average-spectrum")
     changes = gr.State()
 
     def translate(audio: str | None, direction: str | None, phase: str = "input", match_level: bool = True,
@@ -116,7 +116,7 @@ def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
     status = gr.Markdown(elem_id="live-status")
     session = gr.State()
     mic.start_recording(lambda: None, None, session, queue=False, api_visibility="private")
-    mic.stream(lambda c, d, t, s: (yield from live_step(app, c, d, t, s)), [mic, direction, tone, session],
+    mic.stream(lambda c, d, t, s: (yield from live_step(app, c, d, t, s, LIVE_EVERY)), [mic, direction, tone, session],
                [out, session, status], stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
                concurrency_limit=LIVE_SESSIONS, api_visibility="private", show_progress="hidden")
 

@@ -210,7 +210,7 @@ def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
 
 
 def live_step(app: App, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str,
-              session: LiveStream | None):
+              session: LiveStream | None, step: float = 0.25):
     """One microphone chunk in, the translation that is now final out (a generator: Gradio's
     streaming audio output plays what each call yields)."""
     d = app.direction(direction)
@@ -221,7 +221,7 @@ def live_step(app: App, chunk: tuple[int, np.ndarray] | None, direction: str, to
     tr = app.translators[d.model_dir]
     tone = tone if has_tones(d.target) else "clean"
     if session is None or session.key != (d.value, tone, rate):
-        session = LiveStream(tr, d.reverse, rate, tone, key=(d.value, tone, rate))
+        session = LiveStream(tr, d.reverse, rate, tone, step, key=(d.value, tone, rate))
     try:
         out = session.feed(data)
     except audio.AudioError:  # a malformed chunk: skip it, keep the stream

@@ -170,7 +170,8 @@ def spectrogram_pngs(panels: dict[str, Panel], spec: SpecConfig, out: Path) -> d
 def difference_png(after: np.ndarray, before: np.ndarray, spec: SpecConfig, path: Path, title: str,
                    span_db: float = 30.0) -> Path:
     """The dB change per time-frequency cell (after - before), averaged over each pixel, on a
-    diverging colormap centred on 0: red where the translation added energy, blue where it took some."""
+    diverging colormap centred on 0 (dark there, so it sits on either page theme): warm where the
+    translation added energy, blue where it took some."""
     cols = PLOT_SIZE[0]
     frames = after.shape[1]
     change = np.zeros((after.shape[0], min(cols, frames)), np.float32)
@@ -178,6 +179,6 @@ def difference_png(after: np.ndarray, before: np.ndarray, spec: SpecConfig, path
     for j, (a, b) in enumerate(zip(edges[:-1], edges[1:])):  # a pixel's frames at a time: no full-size dB copies
         change[:, j] = (to_db(after[:, a:b], spec) - to_db(before[:, a:b], spec)).mean(1)
     seconds = frames * spec.hop_length / spec.sample_rate
-    picture = image(pool(change, PLOT_SIZE[::-1], mean=True), (-span_db, span_db), "RdBu_r", title, seconds,
+    picture = image(pool(change, PLOT_SIZE[::-1], mean=True), (-span_db, span_db), "berlin", title, seconds,
                     spec.sample_rate / 2, unit="ΔdB")
     return save_png(picture, path)

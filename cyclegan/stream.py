@@ -54,16 +54,19 @@ class StreamingTranslator:
 
     gain: the level the model sees (the offline path peak-normalises the whole clip); None
     follows the loudest sample heard so far, for a live input whose peak is unknown.
+    step_seconds: run the model only once this much new output is due. Each run also computes
+    both contexts, so steps shorter than the look-ahead cost more than they gain in delay.
     """
 
     def __init__(self, translator: Translator, reverse: bool = False, gain: float | None = None,
-                 tone: str = "clean"):
+                 tone: str = "clean", step_seconds: float = 0.0):
         self.tr, self.reverse, self.fixed_gain = translator, reverse, gain
         spec, factor = translator.spec, 2 ** translator.cfg.model.n_down
         self.hop = spec.hop_length
         self.align = factor * self.hop  # windows start on the generator's down-sampling grid
         frames = reach(translator, reverse) + WINDOW_FRAMES
         self.context = math.ceil(frames / factor) * factor * self.hop  # samples of context each side
+        self.step = max(self.align, math.ceil(step_seconds * spec.sample_rate / self.align) * self.align)
         target = translator.target(reverse)
         self.board = amp_chain() if tone != "clean" and has_tones(target) else None
         if tone != "clean" and self.board is None:
@@ -79,8 +82,8 @@ class StreamingTranslator:
 
     @property
     def lookahead_seconds(self) -> float:
-        """The algorithmic delay past the chunk itself: output waits for this much later input."""
-        return (self.context + self.align) / self.tr.spec.sample_rate
+        """The algorithmic delay: the longest any sample waits for later input before it is output."""
+        return (self.context + self.step) / self.tr.spec.sample_rate
 
     def feed(self, wave: np.ndarray) -> np.ndarray:
         """Take the next samples; return the output that is now final (possibly none)."""
@@ -89,7 +92,9 @@ class StreamingTranslator:
         if wave.size:
             self.peak = max(self.peak, float(np.abs(wave).max()))
         ready = (self.heard - self.context) // self.align * self.align
-        return self._emit(ready, ready + self.context) if ready > self.emitted else np.zeros(0, np.float32)
+        if ready - self.emitted < self.step:
+            return np.zeros(0, np.float32)
+        return self._emit(ready, ready + self.context)
 
     def flush(self) -> np.ndarray:
         """The rest of the output, once the stream has ended; the translator is then spent."""
@@ -136,10 +141,10 @@ class LiveStream:
     translation out at the model's rate; it keeps count of the audio heard and the compute spent."""
 
     def __init__(self, translator: Translator, reverse: bool, rate: int, tone: str = "clean",
-                 key: tuple = ()):
+                 step_seconds: float = 0.25, key: tuple = ()):
         self.key, self.rate = key, rate  # key: the settings it was made for; a change starts a new one
         self.resample = Resampler(rate, translator.spec.sample_rate)
-        self.stream = StreamingTranslator(translator, reverse, tone=tone)
+        self.stream = StreamingTranslator(translator, reverse, tone=tone, step_seconds=step_seconds)
         self.heard_s = self.compute_s = 0.0
 
     def feed(self, data: np.ndarray) -> np.ndarray:
@@ -152,5 +157,5 @@ class LiveStream:
 
     def status(self) -> str:
         share = self.compute_s / max(self.heard_s, 1e-9)
-        return (f"Look-ahead {self.stream.lookahead_seconds:.2f} s, plus the chunk and the browser's round trip · "
+        return (f"Delay in the model {self.stream.lookahead_seconds:.2f} s, plus the browser's round trip · "
                 f"compute {share:.0%} of the audio's duration ({self.heard_s:.1f} s heard)")

@@ -38,11 +38,11 @@ def stream(st: StreamingTranslator, wave: np.ndarray, sizes: list[int]) -> list[
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("sizes", [[2500], [137, 4096, 911, 6000], [20_000]])
+@pytest.mark.parametrize("sizes,step", [([2500], 0.0), ([137, 4096, 911, 6000], 0.0), ([20_000], 0.0), ([2400], 0.25)])
 def test_stream_equals_the_offline_translation(translator: Translator, clip: np.ndarray, reverse: bool,
-                                               sizes: list[int]) -> None:
+                                               sizes: list[int], step: float) -> None:
     _, gain = audio.normalise(clip)
-    outs = stream(StreamingTranslator(translator, reverse, gain=gain), clip, sizes)
+    outs = stream(StreamingTranslator(translator, reverse, gain=gain, step_seconds=step), clip, sizes)
     joined = np.concatenate(outs) * gain
     want = offline(translator, clip, reverse)
     assert joined.shape == want.shape
@@ -57,10 +57,14 @@ def test_output_waits_only_for_the_look_ahead(translator: Translator, clip: np.n
     for _ in range(10):
         st.feed(clip[total:total + 1000])
         total += 1000
-        assert 0 <= st.heard - st.emitted <= st.context + st.align  # the delay is bounded ...
+        assert 0 <= st.heard - st.emitted <= st.context + st.step  # the delay is bounded ...
         assert st.emitted % st.align == 0
         assert len(st.buffer) <= 2 * st.context + st.align + 1000  # ... and so is the memory
-    assert st.lookahead_seconds == (st.context + st.align) / SR
+    assert st.lookahead_seconds == (st.context + st.align) / SR  # step_seconds=0: one down-sampling block
+    stepped = StreamingTranslator(translator, gain=1.0, step_seconds=0.25)
+    assert stepped.step >= 0.25 * SR and stepped.step % stepped.align == 0
+    sizes = [len(stepped.feed(clip[i:i + 500])) for i in range(0, 3 * SR, 500)]
+    assert all(n == 0 or n >= stepped.step for n in sizes) and sum(sizes) > SR  # fewer, longer runs
 
 
 def test_context_covers_the_generators_reach(translator: Translator) -> None:
@@ -106,4 +110,5 @@ def test_live_stream_takes_browser_chunks(translator: Translator, clip: np.ndarr
     out = np.concatenate([live.feed(pcm[i:i + 4800]) for i in range(0, len(pcm), 4800)])
     assert live.heard_s == pytest.approx(len(pcm) / 48_000)
     assert len(out) > 0.5 * SR and np.abs(out).max() > 0
-    assert "Look-ahead" in live.status() and "% of the audio" in live.status()
+    assert f"Delay in the model {live.stream.lookahead_seconds:.2f} s" in live.status()
+    assert "% of the audio" in live.status()
