@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from cyclegan import weights  # noqa: E402
-from cyclegan.handlers import N_OUTPUTS, App, example_rows, live_step, scores_markdown  # noqa: E402
+from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows, scores_markdown  # noqa: E402
 from cyclegan.tone import has_tones  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -90,8 +91,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
         event.success(lambda c: c, changes, [diff, curves], queue=False, api_visibility="private")
         event.failure(*clear, queue=False, api_visibility="private")
     for trigger in (inp.upload, inp.stop_recording):
-        trigger(check, inp, cleared, queue=False, api_visibility="private").failure(*clear, queue=False,
-                                                                                  api_visibility="private")
+        # queued (an error of an unqueued event shows no message), in its own group: never behind a translation
+        trigger(check, inp, cleared, concurrency_id="check", api_visibility="private").failure(
+            *clear, queue=False, api_visibility="private")
     examples = gr.Examples(example_rows(list(app.directions.values()), EXAMPLES), [inp, direction], label="Examples",
                            cache_examples=False)
     # Run on click (one click to a result) with the user's advanced options, not the defaults.
@@ -109,16 +111,21 @@ def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
         direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
         tone = _tone_radio(app, "live-tone")
     _follow_direction(app, direction, tone)
+    if shutil.which("ffmpeg") is None:  # Gradio encodes a streamed output with it
+        gr.Markdown("Live mode needs `ffmpeg` on the server (e.g. `apt-get install ffmpeg`).")
+        return
     with gr.Row(equal_height=True):
         mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="live-mic")
         out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Translation (live)",
                        elem_id="live-output")
     status = gr.Markdown(elem_id="live-status")
-    session = gr.State()
-    mic.start_recording(lambda: None, None, session, queue=False, api_visibility="private")
-    mic.stream(lambda c, d, t, s: (yield from live_step(app, c, d, t, s, LIVE_EVERY)), [mic, direction, tone, session],
-               [out, session, status], stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
-               concurrency_limit=LIVE_SESSIONS, api_visibility="private", show_progress="hidden")
+    live = Live(app, LIVE_EVERY, LIVE_SECONDS)
+    hidden = {"api_visibility": "private", "show_progress": "hidden"}
+    mic.start_recording(live.start, None, None, queue=False, **hidden).then(
+        live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
+    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS,
+               concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
+    mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
 
 def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:

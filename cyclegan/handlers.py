@@ -9,10 +9,11 @@ import atexit
 import ctypes
 import io
 import json
+import queue
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -209,22 +210,65 @@ def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def live_step(app: App, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str,
-              session: LiveStream | None, step: float = 0.25):
-    """One microphone chunk in, the translation that is now final out (a generator: Gradio's
-    streaming audio output plays what each call yields)."""
-    d = app.direction(direction)
-    if chunk is None:
-        yield None, session, gr.update()
-        return
-    rate, data = chunk
-    tr = app.translators[d.model_dir]
-    tone = tone if has_tones(d.target) else "clean"
-    if session is None or session.key != (d.value, tone, rate):
-        session = LiveStream(tr, d.reverse, rate, tone, step, key=(d.value, tone, rate))
-    try:
-        out = session.feed(data)
-    except audio.AudioError:  # a malformed chunk: skip it, keep the stream
-        yield None, session, gr.update()
-        return
-    yield (wav_bytes(out, tr.spec.sample_rate) if out.size else None), session, session.status()
+@dataclass
+class Channel:
+    """One visitor's live session: the translator the microphone event feeds, and the queue the
+    player event plays from. Gradio starts a new output stream for each call of a .stream
+    handler, so one long-running player generator is what keeps the output one continuous stream."""
+    stream: LiveStream | None = None
+    out: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=512))
+    open: bool = True
+
+
+class Live:
+    """The Live tab's three handlers: start (a channel per session), chunk (translate what the
+    microphone sent) and play (yield the translation as it becomes final), plus stop."""
+
+    def __init__(self, app: App, step_seconds: float, max_seconds: float):
+        self.app, self.step, self.max_seconds = app, step_seconds, max_seconds
+        self.channels: dict[str, Channel] = {}
+
+    def start(self, request: gr.Request) -> None:
+        self.channels[request.session_hash] = Channel()
+
+    def stop(self, request: gr.Request) -> None:
+        if (ch := self.channels.get(request.session_hash)) is not None:
+            ch.open = False
+
+    def chunk(self, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str, request: gr.Request) -> str:
+        d = self.app.direction(direction)
+        ch = self.channels.setdefault(request.session_hash, Channel())
+        if chunk is None:
+            return gr.update()
+        rate, data = chunk
+        tone = tone if has_tones(d.target) else "clean"
+        if ch.stream is None or ch.stream.key != (d.value, tone, rate):
+            ch.stream = LiveStream(self.app.translators[d.model_dir], d.reverse, rate, tone, self.step,
+                                   key=(d.value, tone, rate))
+        try:
+            out = ch.stream.feed(data)
+        except audio.AudioError:  # a malformed chunk: skip it, keep the stream
+            return gr.update()
+        if out.size and not ch.out.full():
+            ch.out.put(out)
+        return ch.stream.status()
+
+    def play(self, request: gr.Request):
+        """Yield each piece of translation as the chunk handler finishes it, until the recording stops."""
+        ch = self.channels.setdefault(request.session_hash, Channel())
+        sample_rate = next(iter(self.app.translators.values())).spec.sample_rate
+        deadline = time.monotonic() + self.max_seconds + 5
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    pieces = [ch.out.get(timeout=0.05)]
+                except queue.Empty:
+                    if not ch.open:
+                        return
+                    continue
+                while not ch.out.empty():
+                    pieces.append(ch.out.get_nowait())
+                yield wav_bytes(np.concatenate(pieces), sample_rate)
+        finally:
+            if self.channels.get(request.session_hash) is ch:
+                del self.channels[request.session_hash]

@@ -4,9 +4,9 @@ Everything runs on the tiny random-weight model from conftest, never the shipped
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
+import re
 import socket
 import subprocess
 import sys
@@ -87,6 +87,7 @@ def server(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_api_translate(server: str, example_clips: dict[str, Path], clip: str, direction: str) -> None:
     client = Client(server, verbose=False)
     result = client.predict(handle_file(str(example_clips[clip])), direction, api_name="/translate")
+    assert len(result) == 6  # existing callers unpack six values
     check_result(result, len(audio.load(example_clips[clip], SR, max_channels=2)))
 
 
@@ -150,27 +151,87 @@ def test_no_weights_exits_with_the_training_command(tmp_path: Path) -> None:
 
 # --- a real browser ---------------------------------------------------------
 
-def test_browser_example_to_result(server: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+def _browser(p, *extra: str):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (CI installs Debian's chromium)")
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra])
+
+
+def _open(page, url: str) -> None:
+    # not "networkidle": the streaming microphone keeps a connection open; wait for the app itself
+    page.goto(url, wait_until="load", timeout=60_000)
+    page.locator("#translate").wait_for(timeout=60_000)
+
+
+def test_browser_example_to_result(server: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(server, wait_until="networkidle", timeout=60_000)
+            _open(page, server)
             page.get_by_text("piano_1.ogg").click()
             page.locator("#translate").click()
             # the waveform player keeps its <audio> empty; the download link carries the file's URL
             link = page.locator('#translated-audio a[data-testid="download-link"]')
             link.wait_for(state="attached", timeout=90_000)
-            assert link.get_attribute("href", timeout=10_000).endswith(".wav")
-            for name in ("input", "translated", "reconstructed"):
+            assert link.get_attribute("href", timeout=10_000).endswith("piano_1_piano2guitar.wav")
+            for name in ("input", "translated", "reconstructed", "difference"):
                 page.locator(f"#{name}-spectrogram img").wait_for(timeout=30_000)
             page.get_by_text("cycle error").wait_for(timeout=30_000)
-            page.wait_for_timeout(1000)  # let the waveforms draw
+            page.locator("#average-spectrum").get_by_text("frequency (Hz)").wait_for(timeout=30_000)
+            # the player shows the clip's length once its waveform has been drawn
+            page.locator("#translated-audio time", has_text="0:04").wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
         finally:
             browser.close()
     check_png(ARTIFACTS / "app.png")
+
+
+def test_browser_refuses_a_bad_upload_at_once(server: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    bad = tmp_path / "notes.wav"
+    bad.write_bytes(b"just some text, not audio\n" * 50)
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            _open(page, server)
+            page.locator('#input-audio input[type="file"]').set_input_files(str(bad))
+            # no Translate press: the upload event itself shows the message
+            page.get_by_text("notes.wav: not a readable audio file").first.wait_for(timeout=60_000)
+            assert page.locator("#translate").is_enabled()
+        finally:
+            browser.close()
+
+
+def test_browser_live_tab_plays_the_translation(server: str, tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a file; the Live tab must stream translated audio back."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is missing (Gradio encodes a streamed output with it; CI installs Debian's)")
+    mic = _write(tmp_path / "mic.wav", tone(8.0, 48_000), 48_000)
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"]
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p, *fake)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open(page, server)
+            page.get_by_role("tab", name="Live").click()
+            page.get_by_text("A near-live preview, not a guitar pedal.").wait_for(timeout=30_000)
+            page.locator("#live-mic").get_by_role("button", name="Record").click()
+            page.get_by_text(re.compile(r"\(([2-9]|\d\d)\.\d s heard\)")).wait_for(timeout=60_000)
+            status = page.locator("#live-status").inner_text()
+            assert re.search(r"Delay in the model 0\.\d\d s", status) and "% of the audio" in status
+            link = page.locator('#live-output a[data-testid="download-link"]')
+            link.wait_for(state="attached", timeout=30_000)
+            played = httpx.get(link.get_attribute("href"), timeout=30).content  # the stream so far, as AAC
+            page.locator("#live-mic").get_by_role("button", name="Stop").click()
+        finally:
+            browser.close()
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", "pipe:0", "-f", "f32le", "-ac", "1", "-ar", str(SR),
+                              "pipe:1"], input=played, capture_output=True, check=True).stdout
+    wave = np.frombuffer(decoded, np.float32)
+    assert len(wave) > 0.5 * SR and np.abs(wave).max() > 0.01  # translated audio arrived, and it is not silence
