@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:  # app.py is a top-level script, not part of the p
 from gradio_client import Client, handle_file  # noqa: E402
 from test_handlers import SR, check_png, check_result, tone  # noqa: E402
 
-from cyclegan import audio  # noqa: E402
+from cyclegan import audio, weights  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -145,7 +145,7 @@ def test_no_weights_exits_with_the_training_command(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "app.py", "--weights", str(empty)], cwd=ROOT, env=_env(),
                          capture_output=True, text=True, timeout=180)
     assert run.returncode != 0
-    assert "python train.py --export piano_guitar" in run.stderr
+    assert f"No trained model found under {empty}.\nTrain and export one first: {weights.EXPORT_HINT}.\n" == run.stderr
     assert "Traceback" not in run.stderr + run.stdout
 
 

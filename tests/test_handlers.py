@@ -5,6 +5,7 @@ Everything runs on the tiny random-weight model from conftest, never the shipped
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -54,7 +55,10 @@ def check_result(result: tuple, expected_len: int) -> None:
     assert len(images) == 3
     for img in images:
         check_png(img)
-    assert "cycle error" in summary
+    seconds = expected_len / SR
+    assert re.match(r"\*\*(Piano → Guitar|Guitar → Piano)\*\* · relative cycle error \*\*\d+\.\d{3}\*\* "
+                    rf"\(0 = the round trip gives back the input\) · {seconds:.1f} s of audio processed in "
+                    r"\d+\.\d\d s", summary), summary
 
 
 # --- the handler, in-process ------------------------------------------------
