@@ -17,6 +17,9 @@ from pathlib import Path
 
 # Before gradio is imported: no telemetry or version checks, so the app also works offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Before torch is imported: one thread per request. CONCURRENCY requests already fill the cores, and
+# two threads each on a busy 2-core box ran a translation 2.5x slower than one (set it to override).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr  # noqa: E402
 

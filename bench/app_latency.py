@@ -136,7 +136,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--uploads", type=int, default=10)
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(1)  # as app.py runs each request (OMP_NUM_THREADS=1)
     found = weights.directions(args.weights)
     tr = {m: Translator(m, device="cpu") for m in {d.model_dir for d in found}}
     tmp = Path(tempfile.mkdtemp(prefix="app-bench-"))

@@ -86,9 +86,12 @@ class App:
         """What an upload holds, or gr.Error at once if it cannot be translated."""
         sr = next(iter(self.translators.values())).spec.sample_rate
         wave, notes = self.read(audio_path, sr)
+        seconds = len(wave) / sr
+        del wave
+        give_back_memory()
         for note in notes:
             gr.Warning(note)
-        return f"Ready: {len(wave) / sr:.1f} s of audio. Press **Translate**." + _notes(notes)
+        return f"Ready: {seconds:.1f} s of audio. Press **Translate**." + _notes(notes)
 
     def translate(self, audio_path: str | None, direction: str | None, phase: str = "input",
                   match_level: bool = True, tone: str = "clean", progress=None) -> tuple:
