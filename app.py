@@ -1,205 +1,153 @@
-"""Gradio app: translate a recording between piano and electric guitar timbre.
+"""Gradio app: translate a recording between piano and electric guitar timbre, or play live.
 
-    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860]
+    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share]
 
-A thin UI over `cyclegan.translate.Translator` and `cyclegan.plots`; all signal processing
-lives in the package. The `translate` API endpoint takes (audio file, direction).
+A thin layout over `cyclegan.handlers` (which uses the Translator, the streaming translator and plots); all
+signal processing lives in the package. The `translate` API endpoint takes (audio file,
+direction, phase, match level, tone); only the first two are required.
 """
 from __future__ import annotations
 
 import argparse
-import atexit
-import json
 import os
 import shutil
 import signal
 import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 # Before gradio is imported: no telemetry or version checks, so the app also works offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Before torch is imported: one thread per request. CONCURRENCY requests already fill the cores, and
+# two threads each on a busy 2-core box ran a translation 2.5x slower than one (set it to override).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr  # noqa: E402
 
-from cyclegan import audio, plots, weights  # noqa: E402
-from cyclegan.translate import Translation, Translator  # noqa: E402
+from cyclegan import weights  # noqa: E402
+from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows, scores_markdown  # noqa: E402
+from cyclegan.tone import has_tones  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
-MAX_SECONDS = 60.0  # longer uploads are trimmed: bounds a request's time and memory on a small CPU box
 CONCURRENCY = 2  # one translation per core of a 2-vCPU Space; the rest wait in the queue
 QUEUE_SIZE = 64  # enough that a burst of 20+ visitors is queued rather than turned away
-KEEP_OUTPUTS_S = 3600  # our wavs/pngs are copied into Gradio's cache on return; ours can go after this
 EXPORT_HINT = "python train.py --export piano_guitar"
 PHASES = [("Input phase (fast, keeps the attack)", "input"), ("Griffin-Lim (phase from magnitude)", "griffinlim")]
-
-@dataclass
-class App:
-    """Everything loaded once at start-up: the directions and one Translator per model folder."""
-    directions: dict[str, weights.Direction]
-    translators: dict[Path, Translator]
-    out_root: Path
-
-    @classmethod
-    def load(cls, weights_root: Path) -> App:
-        found = weights.directions(weights_root)
-        if not found:
-            raise FileNotFoundError(f"no trained model under {weights_root}")
-        translators = {d.model_dir: Translator(d.model_dir, device="cpu") for d in found}
-        out_root = Path(tempfile.mkdtemp(prefix="timbre-app-"))
-        atexit.register(shutil.rmtree, out_root, ignore_errors=True)
-        return cls({d.value: d for d in found}, translators, out_root)
-
-    def translate(self, audio_path: str | None, direction: str | None, phase: str = "input",
-                  match_level: bool = True, progress: Callable[..., object] | None = None
-                  ) -> tuple[str, str, str, str, str, str]:
-        """The one handler behind the button, the examples and the API. Bad input -> gr.Error."""
-        progress = progress or (lambda *a, **k: None)  # gr.Progress in a request; a no-op in tests
-        if not audio_path:
-            raise gr.Error("No audio: upload a file or record with the microphone first.")
-        d = self.directions.get(direction or "")
-        if d is None:
-            raise gr.Error(f"Unknown direction {direction!r}; choose one of: {', '.join(self.directions)}.")
-        tr = self.translators[d.model_dir]
-        sr = tr.spec.sample_rate
-        progress(0.0, desc="Reading audio")
-        try:
-            seconds = audio.duration(audio_path)
-            raw, raw_sr = audio.read(audio_path, max_seconds=MAX_SECONDS)  # decode no more than is used
-            if seconds > MAX_SECONDS:
-                gr.Warning(f"The clip is {seconds:.1f} s long; only the first {MAX_SECONDS:g} s were translated.")
-            wave = audio.conform(raw, raw_sr, sr, max_channels=2)
-            res = tr.translate(wave, d.reverse, phase, match_level,
-                               progress=lambda f, stage: progress(0.05 + 0.85 * f, desc=stage.capitalize()))
-        except audio.AudioError as e:  # messages are written for the user
-            raise gr.Error(f"Cannot use this audio: {e}") from None
-        progress(0.92, desc="Drawing spectrograms")
-        out = Path(tempfile.mkdtemp(dir=self.out_root))
-        _prune(self.out_root, KEEP_OUTPUTS_S)
-        return (*self._write(res, d, Path(audio_path).stem, out), _summary(res, d))
-
-    def _write(self, res: Translation, d: weights.Direction, stem: str, out: Path) -> tuple[str, ...]:
-        """Write the two wavs and three spectrogram PNGs; return their paths."""
-        # Our own 16-bit files: Gradio would rescale float arrays to full scale, losing the level match.
-        src, dst = d.source, d.target
-        wav_t, wav_r = out / f"{stem}_{d.value}.wav", out / f"{stem}_{d.round_trip}.wav"
-        audio.save(wav_t, res.translated, res.sample_rate)
-        audio.save(wav_r, res.reconstructed, res.sample_rate)
-        titles = {"input": f"Input ({src})", "translated": f"Translated ({dst})",
-                  "reconstructed": f"Reconstructed ({src})"}
-        spec = self.translators[d.model_dir].spec
-        vrange = plots.db_range(list(res.magnitudes.values()), spec)  # one scale, so the three compare by eye
-        images = []
-        for key, title in titles.items():
-            fig = plots.grid([[(title, res.magnitudes[key])]], spec, vrange, panel_size=(5.0, 3.0))
-            images.append(str(plots.save(fig, out / f"{key}.png")))
-        return (str(wav_t), str(wav_r), *images)
+TONE_CHOICES = [("Clean", "clean"), ("Driven (amp and cabinet)", "driven")]
+LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a worker for its whole run
 
 
-def _summary(res: Translation, d: weights.Direction) -> str:
-    seconds = len(res.input) / res.sample_rate
-    return (f"**{d.label}** · relative cycle error **{res.cycle_error:.3f}** (0 = the round trip "
-            f"gives back the input) · {seconds:.1f} s of audio processed in {res.seconds:.2f} s")
+def _tone_radio(app: App, elem_id: str) -> gr.Radio:
+    first = next(iter(app.directions.values()))
+    return gr.Radio(TONE_CHOICES, value="clean", label="Guitar tone", visible=has_tones(first.target),
+                    elem_id=elem_id, info="A translation into guitar can go through an amp and cabinet chain.")
 
 
-def scores_markdown(directions: list[weights.Direction]) -> str:
-    """The held-out scores of each model (its evaluation.json), so a visitor knows what to expect;
-    "" when no model has been evaluated."""
-    rows = []
-    for d in directions:
-        try:
-            r = json.loads((d.model_dir / "evaluation.json").read_text())["directions"][d.value]
-        except (OSError, ValueError, KeyError):
-            continue
-        m, ident, eq = r["model"], r["identity"]["paired_lsd_db"], r["eq"]["paired_lsd_db"]
-        # a pair trained on the user's own folders usually has no paired set to measure against
-        dist = (f"{m['paired_lsd_db']:.1f} dB (untouched input {ident:.1f}, fixed EQ {eq:.1f})"
-                if None not in (m["paired_lsd_db"], ident, eq) else "n/a (no paired clips)")
-        rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {m['chroma']:.2f} | {dist} |")
-    if not rows:
-        return ""
-    return ("| direction | heard as the target instrument | notes kept (chroma, 0–1) | distance to the real "
-            "instrument, lower is better |\n|---|---|---|---|\n" + "\n".join(rows) +
-            "\n\nOn held-out clips of the synthetic SoundFont corpus it was trained on, judged by a separate "
-            "instrument classifier (`python -m cyclegan.evaluate`). Real recordings, dense chords and "
-            "distorted guitars are further from that material. Training, data and limits: the model card, "
-            "`weights/<name>/README.md`.")
+def _follow_direction(app: App, direction: gr.Radio, tone: gr.Radio) -> None:
+    """Offer the tone only where the direction ends on an instrument that has tones."""
+    direction.change(lambda v: gr.update(visible=has_tones(app.direction(v).target), value="clean"),
+                     direction, tone, queue=False, api_visibility="private")
 
 
-def _prune(root: Path, max_age_s: float) -> None:
-    """Drop old per-request folders so a long-running server does not fill its disk."""
-    cutoff = time.time() - max_age_s
-    for p in root.iterdir():
-        try:
-            if p.stat().st_mtime < cutoff:
-                shutil.rmtree(p, ignore_errors=True)
-        except FileNotFoundError:  # another request pruned it first
-            pass
+def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
+    with gr.Row(equal_height=True):
+        direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
+        button = gr.Button("Translate", variant="primary", scale=1, elem_id="translate")
+    tone = _tone_radio(app, "tone")
+    _follow_direction(app, direction, tone)
+    with gr.Accordion("Advanced options", open=False):
+        phase = gr.Radio(PHASES, value="input", label="Phase of the output")
+        level = gr.Checkbox(value=True, label="Match the output level to the input")
+    # Two aligned rows rather than three stacked columns: the upload box is taller than a player,
+    # and this keeps the three spectrograms side by side at the same height.
+    with gr.Row(equal_height=True):
+        inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input", elem_id="input-audio")
+        out_t = gr.Audio(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
+        out_r = gr.Audio(type="filepath", label="Reconstructed (translated back)", interactive=False,
+                         elem_id="reconstructed-audio")
+    with gr.Row():
+        images = [gr.Image(type="filepath", format="png", label=f"{name} spectrogram", interactive=False,
+                           show_label=False, elem_id=f"{name.lower()}-spectrogram")
+                  for name in ("Input", "Translated", "Reconstructed")]
+    summary = gr.Markdown(elem_id="summary")
+    with gr.Row():
+        diff = gr.Image(type="filepath", format="png", label="What changed: translated − input", interactive=False,
+                        elem_id="difference-spectrogram")
+        curves = gr.LinePlot(x="frequency (Hz)", y="level (dB)", color="curve", label="Average spectrum",
+                             elem_id="average-spectrum")
+    changes = gr.State()
+
+    def translate(audio: str | None, direction: str | None, phase: str = "input", match_level: bool = True,
+                  tone: str = "clean", progress: gr.Progress = gr.Progress()) -> tuple:
+        """Translate a clip; returns translated wav, reconstructed wav, input/translated/reconstructed
+        spectrogram PNGs and a one-line summary (tone: "clean" or "driven", into guitar only)."""
+        return app.translate(audio, direction, phase, match_level, tone, progress)
+
+    def check(audio: str | None) -> tuple:
+        """At upload: refuse a bad file at once, and clear the outputs of the previous clip."""
+        return (None,) * 5 + (app.check(audio), None, None)
+
+    inputs, shown = [inp, direction, phase, level, tone], [out_t, out_r, *images, summary]
+    cleared = [*shown, diff, curves]
+    clear = (lambda: (None,) * N_OUTPUTS, None, cleared)
+    # One concurrency group for every path into the model, so at most CONCURRENCY run at once.
+    for event in (button.click(translate, inputs, [*shown, changes], api_name="translate", concurrency_id="model"),):
+        event.success(lambda c: c, changes, [diff, curves], queue=False, api_visibility="private")
+        event.failure(*clear, queue=False, api_visibility="private")
+    for trigger in (inp.upload, inp.stop_recording):
+        # queued (an error of an unqueued event shows no message), in its own group: never behind a translation
+        trigger(check, inp, cleared, concurrency_id="check", api_visibility="private").failure(
+            *clear, queue=False, api_visibility="private")
+    examples = gr.Examples(example_rows(list(app.directions.values()), EXAMPLES), [inp, direction], label="Examples",
+                           cache_examples=False)
+    # Run on click (one click to a result) with the user's advanced options, not the defaults.
+    ran = examples.load_input_event.then(translate, inputs, [*shown, changes], api_visibility="undocumented",
+                                         concurrency_id="model")
+    ran.success(lambda c: c, changes, [diff, curves], queue=False, api_visibility="private")
+    ran.failure(*clear, queue=False, api_visibility="private")
 
 
-def example_rows(directions: list[weights.Direction], folder: Path = EXAMPLES) -> list[list[str]]:
-    """Each bundled clip with the direction that starts from its instrument (piano_1 -> piano2guitar):
-    a clip is named <source>_<anything>."""
-    values = [d.value for d in directions]
-    rows = []
-    for clip in sorted(folder.glob("*.ogg")):
-        match = next((d.value for d in directions if clip.stem.startswith(f"{d.source}_")), None)
-        if match:
-            rows.append([str(clip), match])
-    return sorted(rows, key=lambda r: values.index(r[1]))  # the default direction's clips first
+def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
+    gr.Markdown("**A near-live preview, not a guitar pedal.** Play into the microphone and hear the translation "
+                "about a second later: the model waits for a quarter of a second of what follows each moment, "
+                "and the audio travels to the server and back. Use headphones, or the speaker feeds the microphone.")
+    with gr.Row(equal_height=True):
+        direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
+        tone = _tone_radio(app, "live-tone")
+    _follow_direction(app, direction, tone)
+    if shutil.which("ffmpeg") is None:  # Gradio encodes a streamed output with it
+        gr.Markdown("Live mode needs `ffmpeg` on the server (e.g. `apt-get install ffmpeg`).")
+        return
+    with gr.Row(equal_height=True):
+        mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="live-mic")
+        out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Translation (live)",
+                       elem_id="live-output")
+    status = gr.Markdown(elem_id="live-status")
+    live = Live(app, LIVE_EVERY, LIVE_SECONDS)
+    hidden = {"api_visibility": "private", "show_progress": "hidden"}
+    mic.start_recording(live.start, None, None, queue=False, **hidden).then(
+        live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
+    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS,
+               concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
+    mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
 
 def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
     """The Blocks app, not launched: tests use it in-process and main() serves it."""
     app = App.load(Path(weights_root))
     choices = [(d.label, d.value) for d in app.directions.values()]
-    with gr.Blocks(title="Timbre: piano ↔ guitar", analytics_enabled=False,
-                   delete_cache=(3600, 7200)) as demo:
+    with gr.Blocks(title="Timbre: piano ↔ guitar", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
         gr.Markdown("# Timbre: piano ↔ electric guitar\nA CycleGAN changes the instrument of a recording "
                     "and keeps the notes. Upload or record a clip (up to 60 s), pick a direction, press "
-                    "**Translate**, or click an example below.")
+                    "**Translate**, or click an example below; or play live in the **Live** tab.")
         scores = scores_markdown(list(app.directions.values()))
         if scores:
             with gr.Accordion("How good is it?", open=False):
                 gr.Markdown(scores)
-        with gr.Row(equal_height=True):
-            direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
-            button = gr.Button("Translate", variant="primary", scale=1, elem_id="translate")
-        with gr.Accordion("Advanced options", open=False):
-            phase = gr.Radio(PHASES, value="input", label="Phase of the output")
-            level = gr.Checkbox(value=True, label="Match the output level to the input")
-        # Two aligned rows rather than three stacked columns: the upload box is taller than a player,
-        # and this keeps the three spectrograms side by side at the same height.
-        with gr.Row(equal_height=True):
-            inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input", elem_id="input-audio")
-            out_t = gr.Audio(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
-            out_r = gr.Audio(type="filepath", label="Reconstructed (translated back)", interactive=False,
-                             elem_id="reconstructed-audio")
-        with gr.Row():
-            img_in, img_t, img_r = (gr.Image(type="filepath", format="png", label=f"{name} spectrogram",
-                                             interactive=False, show_label=False,
-                                             elem_id=f"{name.lower()}-spectrogram")
-                                    for name in ("Input", "Translated", "Reconstructed"))
-        summary = gr.Markdown(label="Summary")
-
-        def translate(audio: str | None, direction: str | None, phase: str = "input", match_level: bool = True,
-                      progress: gr.Progress = gr.Progress()) -> tuple[str, str, str, str, str, str]:
-            """Translate a clip; returns translated wav, reconstructed wav, input/translated/reconstructed
-            spectrogram PNGs and a one-line summary."""
-            return app.translate(audio, direction, phase, match_level, progress)
-
-        inputs, outputs = [inp, direction, phase, level], [out_t, out_r, img_in, img_t, img_r, summary]
-        # One concurrency group for every path into the model, so at most CONCURRENCY run at once.
-        button.click(translate, inputs, outputs, api_name="translate", concurrency_id="model")
-        examples = gr.Examples(example_rows(list(app.directions.values())), [inp, direction], label="Examples",
-                               cache_examples=False)
-        # Run on click (one click to a result) with the user's advanced options, not the defaults.
-        examples.load_input_event.then(translate, inputs, outputs, api_visibility="undocumented",
-                                       concurrency_id="model")
+        with gr.Tab("Translate a clip"):
+            translate_tab(app, choices)
+        with gr.Tab("Live"):
+            live_tab(app, choices)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return demo
 
@@ -209,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=Path, default=weights.DEFAULT_ROOT, help="weights/ or one model folder")
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    ap.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
@@ -218,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo = build_demo(args.weights)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)],
-                max_file_size="100mb", ssr_mode=False)
+                max_file_size="100mb", ssr_mode=False, share=args.share)
     return 0
 
 

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import librosa
@@ -49,19 +50,41 @@ def duration(path: Path | str) -> float:
     return float(_info(Path(path)).duration)
 
 
-def read(path: Path | str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def read(path: Path | str, max_seconds: float | None = None,
+         notes: list[str] | None = None) -> tuple[np.ndarray, int]:
     """Decode any file soundfile (libsndfile) knows, as (samples, channels) float32.
 
-    `max_seconds` decodes only the beginning, so a long upload never fills the memory.
+    `max_seconds` decodes only the beginning, so a long upload never fills the memory. A file
+    that is cut short (a truncated upload) is decoded as far as it goes; when `notes` is given,
+    a sentence saying how much was read is appended to it for the user.
     """
     path = Path(path)
     info = _info(path)
-    frames = -1 if max_seconds is None else int(max_seconds * info.samplerate)
+    sr = int(info.samplerate)
+    cap = None if max_seconds is None else int(max_seconds * sr)
+    want = info.frames if cap is None else min(info.frames, cap)
     try:
-        wave, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
-    except Exception as e:
-        raise AudioError(f"{path.name}: not a readable audio file ({type(e).__name__})") from e
-    return wave, int(sr)
+        wave, _ = sf.read(str(path), frames=want, dtype="float32", always_2d=True)
+    except Exception as e:  # a decoder that loses sync part-way: keep what it decoded before
+        blocks: list[np.ndarray] = []
+        try:
+            with sf.SoundFile(str(path)) as f:
+                blocks.extend(f.blocks(blocksize=1024, frames=want, dtype="float32", always_2d=True))
+        except Exception:
+            pass
+        if not blocks:
+            raise AudioError(f"{path.name}: not a readable audio file ({type(e).__name__})") from e
+        wave = np.concatenate(blocks)
+    # libsndfile's log says when a header promises more than the file holds
+    promised, align = (re.search(p, info.extra_info, re.M) for p in (r"^data : (\d+) \(should be", r"Block Align\s*: (\d+)"))
+    total = int(promised[1]) // int(align[1]) if promised and align else info.frames
+    if notes is not None and len(wave) < (total if cap is None else min(total, cap)):
+        notes.append(f"{path.name} is cut short: only its first {len(wave) / sr:.2f} s of "
+                     f"{total / sr:.2f} s could be decoded")
+    elif notes is not None and "lacks an end-of-stream" in info.extra_info and (cap is None or len(wave) < cap):
+        notes.append(f"{path.name} is cut short (it ends without an end-of-stream mark): "
+                     f"only {len(wave) / sr:.2f} s could be decoded")
+    return wave, sr
 
 
 def conform(wave: np.ndarray, sr: int, target_sr: int, max_channels: int | None = None) -> np.ndarray:

@@ -1,14 +1,16 @@
 """Exported models: two generators as safetensors plus the config as JSON, in weights/<name>/."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import Config
 from .models import Generators
-from .store import REPO_ROOT, read_tensors, require_files, write_tensors
+from .store import REPO_ROOT, atomic_write_text, read_tensors, require_files, write_tensors
 
 WEIGHTS_FILE, CONFIG_FILE = "generators.safetensors", "config.json"
 DEFAULT_ROOT = REPO_ROOT / "weights"
@@ -75,3 +77,28 @@ def find_models(root: Path = DEFAULT_ROOT) -> list[Path]:
 def directions(root: Path = DEFAULT_ROOT) -> list[Direction]:
     """Both directions of every exported pair, so a new pair appears without code changes."""
     return [d for m in find_models(root) for d in pair_directions(Config.load(m / CONFIG_FILE), m)]
+
+
+SPECTRA_FILE = "spectra.json"  # optional: each instrument's average training spectrum, for the app
+
+
+def save_spectra(model_dir: Path, spectra: dict[str, np.ndarray], cfg: Config) -> Path:
+    """Average linear magnitude per frequency bin of each instrument's training audio (on the
+    model's scale, see `evaluate.mean_spectrum`), written atomically next to config.json."""
+    for name, s in spectra.items():
+        if len(s) != cfg.spec.n_freq:
+            raise ValueError(f"{name}: {len(s)} bins, but the model has {cfg.spec.n_freq}")
+    body = {"n_freq": cfg.spec.n_freq, "spectra": {k: [float(f"{v:.4g}") for v in s] for k, s in spectra.items()}}
+    path = Path(model_dir) / SPECTRA_FILE
+    atomic_write_text(path, json.dumps(body) + "\n")
+    return path
+
+
+def load_spectra(model_dir: Path) -> dict[str, np.ndarray]:
+    """The saved average spectra by instrument name; {} when there are none (or they do not fit)."""
+    try:
+        body = json.loads((Path(model_dir) / SPECTRA_FILE).read_text())
+        spectra = {k: np.asarray(v, np.float32) for k, v in body["spectra"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    return {k: v for k, v in spectra.items() if v.shape == (body["n_freq"],)}

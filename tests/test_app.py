@@ -1,12 +1,12 @@
-"""The Gradio app: the handler in-process, a real server through gradio_client, and a real browser.
+"""The Gradio app served for real: through gradio_client, and in a real browser (Chromium).
 
 Everything runs on the tiny random-weight model from conftest, never the shipped weights.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import re
 import socket
 import subprocess
 import sys
@@ -24,156 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # app.py is a top-level script, not part of the package
     sys.path.insert(0, str(ROOT))
 
-import app as app_module  # noqa: E402
-import gradio as gr  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
+from test_handlers import SR, check_png, check_result, tone  # noqa: E402
 
 from cyclegan import audio, weights  # noqa: E402
 
-SR = 25_000  # the tiny model's rate (the default SpecConfig)
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def tone(seconds: float, sr: int, channels: int = 1) -> np.ndarray:
-    """A decaying two-partial note: audible, never silent, cheap to make at any rate."""
-    t = np.arange(int(seconds * sr)) / sr
-    wave = (0.4 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 660 * t)) * np.exp(-t % 1.0)
-    return np.repeat(wave[:, None], channels, axis=1).astype(np.float32) if channels > 1 else wave.astype(np.float32)
-
-
-def check_wav(path: str | Path, expected_len: int) -> np.ndarray:
-    wave, sr = sf.read(str(path), dtype="float32")
-    assert sr == SR
-    assert wave.ndim == 1 and len(wave) == expected_len
-    assert np.isfinite(wave).all() and np.abs(wave).max() > 0
-    return wave
-
-
-def check_png(path: str | Path) -> None:
-    data = Path(path).read_bytes()
-    assert data[:8] == PNG_MAGIC and len(data) > 1000
-
-
-def check_result(result: tuple, expected_len: int) -> None:
-    translated, reconstructed, *images, summary = result
-    for wav in (translated, reconstructed):
-        check_wav(wav, expected_len)
-    assert len(images) == 3
-    for img in images:
-        check_png(img)
-    assert "cycle error" in summary
-
-
-# --- the handler, in-process ------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny_app(tiny_weights: Path) -> app_module.App:
-    return app_module.App.load(tiny_weights)
-
-
-def test_translates_a_bundled_clip(tiny_app: app_module.App, example_clips: dict[str, Path]) -> None:
-    clip = example_clips["piano_1"]
-    result = tiny_app.translate(str(clip), "piano2guitar")
-    check_result(result, len(audio.load(clip, SR, max_channels=2)))
-    assert Path(result[0]).name == "piano_1_piano2guitar.wav"
-
-
-def test_directions_and_examples_come_from_the_weights(tiny_weights: Path) -> None:
-    demo = app_module.build_demo(tiny_weights)
-    assert isinstance(demo, gr.Blocks)
-    found = weights.directions(tiny_weights)
-    rows = app_module.example_rows(found)
-    sources = {d.value: d.source for d in found}
-    assert len(rows) == 6 and all(Path(p).stem.startswith(sources[d] + "_") for p, d in rows)
-    assert rows[0][1] == "piano2guitar"  # the default direction's clips come first
-
-
-def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: Path) -> None:
-    found = weights.directions(tiny_weights)
-    assert app_module.scores_markdown(found) == ""  # not evaluated: no panel
-    model = tmp_path / "piano_guitar"
-    shutil.copytree(tiny_weights / "piano_guitar", model)
-    scores = {"model": {"transfer_accuracy": 0.917, "chroma": 0.848, "paired_lsd_db": 10.92},
-              "identity": {"paired_lsd_db": 12.09}, "eq": {"paired_lsd_db": 11.4}}
-    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores}}))
-    md = app_module.scores_markdown(weights.directions(tmp_path))
-    assert "| Piano → Guitar | 92% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
-    assert "Guitar → Piano" not in md  # that direction has no scores in the file
-    unpaired = {k: {**v, "paired_lsd_db": None} for k, v in scores.items()}  # own folders, no paired set
-    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": unpaired}}))
-    assert "| Piano → Guitar | 92% | 0.85 | n/a (no paired clips) |" in app_module.scores_markdown(
-        weights.directions(tmp_path))
-    (model / "evaluation.json").write_text("{not json")
-    assert app_module.scores_markdown(weights.directions(tmp_path)) == ""
-
-
-def _write(path: Path, wave: np.ndarray, sr: int, subtype: str | None = None) -> Path:
-    sf.write(str(path), wave, sr, subtype=subtype)
+def _write(path: Path, wave: np.ndarray, sr: int) -> Path:
+    sf.write(str(path), wave, sr)
     return path
-
-
-def _bytes(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def _nan_wav(path: Path) -> Path:
-    wave = tone(1.0, SR)
-    wave[1000:1100] = np.nan
-    _write(path, wave, SR, "FLOAT")
-    assert np.isnan(sf.read(str(path))[0]).any()  # soundfile keeps NaN in a float wav
-    return path
-
-
-BAD_INPUTS = {
-    # name: (make the file in a folder (None: nothing uploaded), words the error must contain)
-    "nothing uploaded": (lambda d: None, "No audio"),
-    "silence": (lambda d: _write(d / "silence.wav", np.zeros(SR), SR), "silent"),
-    "0.1 s": (lambda d: _write(d / "short.wav", tone(0.1, SR), SR), "at least 0.25 s"),
-    "text renamed .wav": (lambda d: _bytes(d / "notes.wav", b"just some text, not audio\n" * 50),
-                          "not a readable audio file"),
-    "garbage bytes": (lambda d: _bytes(d / "noise.wav", np.random.default_rng(0).bytes(5000)),
-                      "not a readable audio file"),
-    "empty file": (lambda d: _bytes(d / "empty.wav", b""), "empty"),
-    "NaN samples": (lambda d: _nan_wav(d / "nan.wav"), "NaN"),
-    "3 channels": (lambda d: _write(d / "three.wav", tone(1.0, SR, channels=3), SR), "3 channels"),
-}
-
-
-@pytest.mark.parametrize("name", list(BAD_INPUTS))
-def test_bad_input_is_a_plain_gradio_error(tiny_app: app_module.App, tmp_path: Path, name: str) -> None:
-    make, words = BAD_INPUTS[name]
-    path = make(tmp_path)
-    with pytest.raises(gr.Error) as err:
-        tiny_app.translate(str(path) if path else None, "piano2guitar")
-    assert words in err.value.message
-    assert "Traceback" not in err.value.message
-
-
-def test_unknown_direction_is_a_gradio_error(tiny_app: app_module.App, example_clips: dict[str, Path]) -> None:
-    with pytest.raises(gr.Error, match="Unknown direction"):
-        tiny_app.translate(str(example_clips["piano_1"]), "banjo2kazoo")
-
-
-@pytest.mark.parametrize("rate", [8_000, 192_000])
-def test_any_sample_rate_is_resampled(tiny_app: app_module.App, tmp_path: Path, rate: int) -> None:
-    path = _write(tmp_path / f"tone_{rate}.wav", tone(1.0, rate, channels=2), rate)
-    result = tiny_app.translate(str(path), "guitar2piano")
-    check_result(result, len(audio.load(path, SR, max_channels=2)))
-
-
-def test_long_clip_is_trimmed_with_a_warning(tiny_app: app_module.App, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    warnings: list[str] = []
-    monkeypatch.setattr(app_module.gr, "Warning", lambda message, *a, **k: warnings.append(message))
-    path = _write(tmp_path / "long.wav", tone(70.0, SR), SR)
-    result = tiny_app.translate(str(path), "piano2guitar")
-    check_result(result, int(app_module.MAX_SECONDS * SR))
-    assert len(warnings) == 1 and "70.0 s" in warnings[0] and "60 s" in warnings[0]
 
 
 # --- a real server ----------------------------------------------------------
@@ -223,6 +87,7 @@ def server(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_api_translate(server: str, example_clips: dict[str, Path], clip: str, direction: str) -> None:
     client = Client(server, verbose=False)
     result = client.predict(handle_file(str(example_clips[clip])), direction, api_name="/translate")
+    assert len(result) == 6  # existing callers unpack six values
     check_result(result, len(audio.load(example_clips[clip], SR, max_channels=2)))
 
 
@@ -248,39 +113,125 @@ def test_twenty_clients_at_once(server: str, example_clips: dict[str, Path], tmp
         check_result(result, SR)
 
 
+def test_api_reports_progress_stages(server: str, tmp_path: Path) -> None:
+    # a long stereo 44.1 kHz clip, so each stage outlasts the queue's 10 ms progress sampling
+    clip = _write(tmp_path / "long.wav", tone(30.0, 44_100, channels=2), 44_100)
+    job = Client(server, verbose=False).submit(handle_file(str(clip)), "piano2guitar", api_name="/translate")
+    check_result(job.result(timeout=300), 30 * SR)
+    stages = []
+    while not job.communicator.updates.empty():  # every status message the client received, in order
+        update = job.communicator.updates.get_nowait()
+        for unit in getattr(update, "progress_data", None) or []:
+            if not stages or stages[-1] != unit.desc:
+                stages.append(unit.desc)
+    assert stages[0] == "Reading audio" and stages[-1] == "Drawing"
+    assert stages.index("Translating") < stages.index("Reconstructing") < stages.index("Drawing")
+
+
+def test_api_tone_input_is_optional(server: str, example_clips: dict[str, Path]) -> None:
+    client = Client(server, verbose=False)
+    params = {p["parameter_name"]: p for p in client.view_api(print_info=False, return_format="dict")
+              ["named_endpoints"]["/translate"]["parameters"]}
+    assert params["tone"]["parameter_default"] == "clean" and params["tone"]["parameter_has_default"]
+    clip = handle_file(str(example_clips["piano_3"]))
+    clean = sf.read(client.predict(clip, "piano2guitar", api_name="/translate")[0])[0]
+    driven = sf.read(client.predict(clip, "piano2guitar", tone="driven", api_name="/translate")[0])[0]
+    assert clean.shape == driven.shape and np.abs(clean - driven).max() > 0.05
+
+
 def test_no_weights_exits_with_the_training_command(tmp_path: Path) -> None:
     empty = tmp_path / "weights"
     empty.mkdir()
     run = subprocess.run([sys.executable, "app.py", "--weights", str(empty)], cwd=ROOT, env=_env(),
                          capture_output=True, text=True, timeout=180)
     assert run.returncode != 0
-    assert "python train.py --export piano_guitar" in run.stderr
+    assert f"No trained model found under {empty}.\nTrain and export one first:\n    python train.py --export piano_guitar\n" == run.stderr
     assert "Traceback" not in run.stderr + run.stdout
 
 
 # --- a real browser ---------------------------------------------------------
 
-def test_browser_example_to_result(server: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+def _browser(p, *extra: str):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (CI installs Debian's chromium)")
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra])
+
+
+def _open(page, url: str) -> None:
+    # not "networkidle": the streaming microphone keeps a connection open; wait for the app itself
+    page.goto(url, wait_until="load", timeout=60_000)
+    page.locator("#translate").wait_for(timeout=60_000)
+
+
+def test_browser_example_to_result(server: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(server, wait_until="networkidle", timeout=60_000)
+            _open(page, server)
             page.get_by_text("piano_1.ogg").click()
             page.locator("#translate").click()
             # the waveform player keeps its <audio> empty; the download link carries the file's URL
             link = page.locator('#translated-audio a[data-testid="download-link"]')
             link.wait_for(state="attached", timeout=90_000)
-            assert link.get_attribute("href", timeout=10_000).endswith(".wav")
-            for name in ("input", "translated", "reconstructed"):
+            assert link.get_attribute("href", timeout=10_000).endswith("piano_1_piano2guitar.wav")
+            for name in ("input", "translated", "reconstructed", "difference"):
                 page.locator(f"#{name}-spectrogram img").wait_for(timeout=30_000)
             page.get_by_text("cycle error").wait_for(timeout=30_000)
-            page.wait_for_timeout(1000)  # let the waveforms draw
+            page.locator("#average-spectrum").get_by_text("frequency (Hz)").wait_for(timeout=30_000)
+            # the player shows the clip's length once its waveform has been drawn
+            page.locator("#translated-audio time", has_text="0:04").wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
         finally:
             browser.close()
     check_png(ARTIFACTS / "app.png")
+
+
+def test_browser_refuses_a_bad_upload_at_once(server: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    bad = tmp_path / "notes.wav"
+    bad.write_bytes(b"just some text, not audio\n" * 50)
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            _open(page, server)
+            page.locator('#input-audio input[type="file"]').set_input_files(str(bad))
+            # no Translate press: the upload event itself shows the message
+            page.get_by_text("notes.wav: not a readable audio file").first.wait_for(timeout=60_000)
+            assert page.locator("#translate").is_enabled()
+        finally:
+            browser.close()
+
+
+def test_browser_live_tab_plays_the_translation(server: str, tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a file; the Live tab must stream translated audio back."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is missing (Gradio encodes a streamed output with it; CI installs Debian's)")
+    mic = _write(tmp_path / "mic.wav", tone(8.0, 48_000), 48_000)
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"]
+    with sync_api.sync_playwright() as p:
+        browser = _browser(p, *fake)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open(page, server)
+            page.get_by_role("tab", name="Live").click()
+            page.get_by_text("A near-live preview, not a guitar pedal.").wait_for(timeout=30_000)
+            page.locator("#live-mic").get_by_role("button", name="Record").click()
+            page.get_by_text(re.compile(r"\(([2-9]|\d\d)\.\d s heard\)")).wait_for(timeout=60_000)
+            status = page.locator("#live-status").inner_text()
+            assert re.search(r"Delay in the model 0\.\d\d s", status) and "% of the audio" in status
+            link = page.locator('#live-output a[data-testid="download-link"]')
+            link.wait_for(state="attached", timeout=30_000)
+            played = httpx.get(link.get_attribute("href"), timeout=30).content  # the stream so far, as AAC
+            page.locator("#live-mic").get_by_role("button", name="Stop").click()
+        finally:
+            browser.close()
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", "pipe:0", "-f", "f32le", "-ac", "1", "-ar", str(SR),
+                              "pipe:1"], input=played, capture_output=True, check=True).stdout
+    wave = np.frombuffer(decoded, np.float32)
+    assert len(wave) > 0.5 * SR and np.abs(wave).max() > 0.01  # translated audio arrived, and it is not silence

@@ -1,0 +1,161 @@
+"""Translate audio as it arrives, a chunk at a time, for the app's live mode.
+
+The generators are time-local (per-frame norms, convolutions with a finite reach), so a
+chunk can be translated exactly if it is cut out of the stream with enough context on both
+sides. A `StreamingTranslator` keeps the last `context` samples it has heard and holds back
+as much output as the look-ahead needs: what it returns, concatenated, equals the offline
+translation of the same audio (`Translator.translate(..., match_level=False)` times the
+inverse of the gain), at a delay of one look-ahead.
+
+    st = StreamingTranslator(translator, reverse=False)
+    for chunk in chunks:            # mono float at the model's rate
+        play(st.feed(chunk))
+    play(st.flush())
+"""
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+
+import numpy as np
+import soxr
+import torch
+
+from . import audio
+from .tone import amp_chain, has_tones
+from .translate import Translator
+
+WINDOW_FRAMES = 4  # how far the STFT and the overlap-add reach, in frames, past a generator's own reach
+
+
+@lru_cache(maxsize=8)
+def reach(translator: Translator, reverse: bool, tol: float = 1e-6, frames: int = 512) -> int:
+    """Frames either side over which one input frame changes a generator's output by more than
+    `tol` (model units; 1e-6 is ~1e-4 dB, far below what a 16-bit output can show): measured
+    by flipping one frame. The strict receptive field is wider, but its edge adds nothing audible,
+    and every frame of reach is latency."""
+    net, _ = translator.generator(reverse)
+    x = torch.linspace(-1, 1, translator.spec.n_freq * frames).reshape(translator.spec.n_freq, frames).sin()
+    mid = frames // 2
+    bumped = x.clone()
+    bumped[:, mid] = -bumped[:, mid]
+    changed = torch.nonzero((translator.run(net, bumped) - translator.run(net, x)).abs().amax(0) > tol).flatten()
+    if len(changed) == 0:
+        return 0
+    far = int(max(mid - changed.min(), changed.max() - mid))
+    if far >= mid - 1:
+        raise ValueError(f"the generator reaches past {mid} frames; probe with more frames")
+    return far
+
+
+class StreamingTranslator:
+    """Stateful one-direction translation of a stream at the model's sample rate.
+
+    gain: the level the model sees (the offline path peak-normalises the whole clip); None
+    follows the loudest sample heard so far, for a live input whose peak is unknown.
+    step_seconds: run the model only once this much new output is due. Each run also computes
+    both contexts, so steps shorter than the look-ahead cost more than they gain in delay.
+    """
+
+    def __init__(self, translator: Translator, reverse: bool = False, gain: float | None = None,
+                 tone: str = "clean", step_seconds: float = 0.0):
+        self.tr, self.reverse, self.fixed_gain = translator, reverse, gain
+        spec, factor = translator.spec, 2 ** translator.cfg.model.n_down
+        self.hop = spec.hop_length
+        self.align = factor * self.hop  # windows start on the generator's down-sampling grid
+        frames = reach(translator, reverse) + WINDOW_FRAMES
+        self.context = math.ceil(frames / factor) * factor * self.hop  # samples of context each side
+        self.step = max(self.align, math.ceil(step_seconds * spec.sample_rate / self.align) * self.align)
+        target = translator.target(reverse)
+        self.board = amp_chain() if tone != "clean" and has_tones(target) else None
+        if tone != "clean" and self.board is None:
+            raise ValueError(f"a tone applies to translations into guitar, not into {target}")
+        self.buffer = np.zeros(0, np.float32)
+        self.start = 0  # stream position of buffer[0]
+        self.emitted = 0  # stream position up to which output has been returned
+        self.peak = 0.0
+
+    @property
+    def heard(self) -> int:
+        return self.start + len(self.buffer)
+
+    @property
+    def lookahead_seconds(self) -> float:
+        """The algorithmic delay: the longest any sample waits for later input before it is output."""
+        return (self.context + self.step) / self.tr.spec.sample_rate
+
+    def feed(self, wave: np.ndarray) -> np.ndarray:
+        """Take the next samples; return the output that is now final (possibly none)."""
+        wave = np.asarray(wave, np.float32).reshape(-1)
+        self.buffer = np.concatenate([self.buffer, wave])
+        if wave.size:
+            self.peak = max(self.peak, float(np.abs(wave).max()))
+        ready = (self.heard - self.context) // self.align * self.align
+        if ready - self.emitted < self.step:
+            return np.zeros(0, np.float32)
+        return self._emit(ready, ready + self.context)
+
+    def flush(self) -> np.ndarray:
+        """The rest of the output, once the stream has ended; the translator is then spent."""
+        out = self._emit(self.heard, self.heard) if self.heard > self.emitted else np.zeros(0, np.float32)
+        self.buffer, self.start = np.zeros(0, np.float32), self.heard
+        return out
+
+    def gain(self) -> float:
+        if self.fixed_gain is not None:
+            return self.fixed_gain
+        return 1.0 / self.peak if self.peak > audio.SILENCE_PEAK else 1.0
+
+    def _emit(self, ready: int, hi: int) -> np.ndarray:
+        """Translate the window [emitted - context, hi) and return its samples [emitted, ready)."""
+        lo, gain, spec = max(0, self.emitted - self.context), self.gain(), self.tr.spec
+        piece = self.buffer[lo - self.start:hi - self.start] * gain
+        x, angle = audio.analyse(piece, spec, peak_normalise=False)
+        y = self.tr.run(self.tr.generator(self.reverse)[0], x)
+        out = audio.synthesise(y, angle, spec, len(piece))[self.emitted - lo:ready - lo]
+        if self.board is not None:  # the amp sees the model's level, as it does offline
+            # a fixed buffer size: pedalboard re-prepares (and resets) its plugins when a chunk outgrows it
+            out = self.board(np.ascontiguousarray(out, np.float32)[None], spec.sample_rate, reset=False,
+                             buffer_size=512)[0]
+        self.emitted = ready
+        keep = max(0, ready - self.context)  # what the next window's left context needs
+        self.buffer, self.start = self.buffer[keep - self.start:], keep
+        return (out / gain).astype(np.float32)
+
+
+class Resampler:
+    """A browser's microphone rate to the model's, continuous across chunks (soxr's stream)."""
+
+    def __init__(self, in_rate: int, out_rate: int):
+        self.in_rate = in_rate
+        self.stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
+
+    def __call__(self, wave: np.ndarray, last: bool = False) -> np.ndarray:
+        wave = np.ascontiguousarray(wave, np.float32)
+        return wave if self.stream is None else self.stream.resample_chunk(wave, last=last)
+
+
+class LiveStream:
+    """A browser microphone's chunks (any rate, int16 or float, mono or stereo) in, the
+    translation out at the model's rate; it keeps count of the audio heard and the compute spent."""
+
+    def __init__(self, translator: Translator, reverse: bool, rate: int, tone: str = "clean",
+                 step_seconds: float = 0.25, key: tuple = ()):
+        self.key, self.rate = key, rate  # key: the settings it was made for; a change starts a new one
+        self.resample = Resampler(rate, translator.spec.sample_rate)
+        self.stream = StreamingTranslator(translator, reverse, tone=tone, step_seconds=step_seconds)
+        self.heard_s = self.compute_s = 0.0
+
+    def feed(self, data: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        mono = audio.conform(data, self.rate, self.rate, max_channels=2)  # same rate: the resampler keeps state
+        out = self.stream.feed(self.resample(mono))
+        self.compute_s += time.perf_counter() - start
+        self.heard_s += len(mono) / self.rate
+        return out
+
+    def status(self) -> str:
+        share = self.compute_s / max(self.heard_s, 1e-9)
+        return (f"Delay in the model {self.stream.lookahead_seconds:.2f} s, plus the browser's round trip · "
+                f"compute {share:.0%} of the audio's duration ({self.heard_s:.1f} s heard)")

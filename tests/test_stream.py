@@ -1,0 +1,114 @@
+"""The streaming translator: chunk by chunk it gives the offline translation, and keeps its state."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cyclegan import audio
+from cyclegan.stream import LiveStream, Resampler, StreamingTranslator, reach
+from cyclegan.tone import amp_chain
+from cyclegan.translate import Translator
+
+SR = 25_000
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_weights: Path) -> Translator:
+    return Translator(tiny_weights / "piano_guitar", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(example_clips: dict[str, Path]) -> np.ndarray:
+    return audio.load(example_clips["piano_1"], SR)
+
+
+def offline(tr: Translator, wave: np.ndarray, reverse: bool) -> np.ndarray:
+    return tr.translate(wave, reverse, match_level=False, spectrograms=False).translated
+
+
+def stream(st: StreamingTranslator, wave: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    outs, i, k = [], 0, 0
+    while i < len(wave):
+        n = sizes[k % len(sizes)]
+        outs.append(st.feed(wave[i:i + n]))
+        i, k = i + n, k + 1
+    return [*outs, st.flush()]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("sizes,step", [([2500], 0.0), ([137, 4096, 911, 6000], 0.0), ([20_000], 0.0), ([2400], 0.25)])
+def test_stream_equals_the_offline_translation(translator: Translator, clip: np.ndarray, reverse: bool,
+                                               sizes: list[int], step: float) -> None:
+    _, gain = audio.normalise(clip)
+    outs = stream(StreamingTranslator(translator, reverse, gain=gain, step_seconds=step), clip, sizes)
+    joined = np.concatenate(outs) * gain
+    want = offline(translator, clip, reverse)
+    assert joined.shape == want.shape
+    np.testing.assert_allclose(joined, want, atol=1e-5 * np.abs(want).max())
+    assert not np.allclose(want, clip * gain, atol=1e-3)  # the model does change the audio
+
+
+def test_output_waits_only_for_the_look_ahead(translator: Translator, clip: np.ndarray) -> None:
+    st = StreamingTranslator(translator, gain=1.0)
+    assert st.feed(clip[:st.context]).size == 0  # nothing is final before a look-ahead has been heard
+    total = st.context
+    for _ in range(10):
+        st.feed(clip[total:total + 1000])
+        total += 1000
+        assert 0 <= st.heard - st.emitted <= st.context + st.step  # the delay is bounded ...
+        assert st.emitted % st.align == 0
+        assert len(st.buffer) <= 2 * st.context + st.align + 1000  # ... and so is the memory
+    assert st.lookahead_seconds == (st.context + st.align) / SR  # step_seconds=0: one down-sampling block
+    stepped = StreamingTranslator(translator, gain=1.0, step_seconds=0.25)
+    assert stepped.step >= 0.25 * SR and stepped.step % stepped.align == 0
+    sizes = [len(stepped.feed(clip[i:i + 500])) for i in range(0, 3 * SR, 500)]
+    assert all(n == 0 or n >= stepped.step for n in sizes) and sum(sizes) > SR  # fewer, longer runs
+
+
+def test_context_covers_the_generators_reach(translator: Translator) -> None:
+    for reverse in (False, True):
+        st = StreamingTranslator(translator, reverse)
+        far = reach(translator, reverse)
+        assert 0 < far < 256
+        assert st.context >= (far + 4) * translator.spec.hop_length
+        assert st.context % st.align == 0
+
+
+def test_adaptive_gain_follows_the_loudest_sample(translator: Translator, clip: np.ndarray) -> None:
+    st = StreamingTranslator(translator)
+    assert st.gain() == 1.0  # nothing heard yet
+    st.feed(0.5 * clip[:3000] / np.abs(clip[:3000]).max())
+    assert st.gain() == pytest.approx(2.0)
+
+
+def test_driven_tone_streams_like_the_offline_chain(translator: Translator, clip: np.ndarray) -> None:
+    _, gain = audio.normalise(clip)
+    joined = np.concatenate(stream(StreamingTranslator(translator, gain=gain, tone="driven"), clip, [3000])) * gain
+    want = amp_chain()(offline(translator, clip, False)[None], SR)[0]
+    assert joined.shape == want.shape
+    np.testing.assert_allclose(joined, want, atol=1e-3)
+    with pytest.raises(ValueError, match="into guitar"):
+        StreamingTranslator(translator, reverse=True, tone="driven")  # guitar -> piano has no tone
+
+
+def test_resampler_is_continuous_across_chunks() -> None:
+    t = np.arange(48_000) / 48_000
+    sine = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    r = Resampler(48_000, SR)
+    pieces = [r(sine[i:i + 4800]) for i in range(0, len(sine), 4800)] + [r(np.zeros(0, np.float32), last=True)]
+    joined = np.concatenate(pieces)
+    assert abs(len(joined) - SR) <= 1
+    want = np.sin(2 * np.pi * 440 * np.arange(len(joined)) / SR)
+    assert np.abs(joined[500:-500] - want[500:-500]).max() < 1e-2  # no seams at the chunk edges
+
+
+def test_live_stream_takes_browser_chunks(translator: Translator, clip: np.ndarray) -> None:
+    live = LiveStream(translator, False, 48_000, key=("piano2guitar", "clean", 48_000))
+    pcm = (np.tile(clip[:SR], 2) * 32767).astype(np.int16)  # 2 s of int16 "microphone" at 48 kHz
+    out = np.concatenate([live.feed(pcm[i:i + 4800]) for i in range(0, len(pcm), 4800)])
+    assert live.heard_s == pytest.approx(len(pcm) / 48_000)
+    assert len(out) > 0.5 * SR and np.abs(out).max() > 0
+    assert f"Delay in the model {live.stream.lookahead_seconds:.2f} s" in live.status()
+    assert "% of the audio" in live.status()
