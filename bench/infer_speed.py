@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -35,8 +34,17 @@ from cyclegan.translate import BACKENDS, Translator  # noqa: E402
 CLI_RATE = 44_100
 
 
+# The CLI with its own peak RSS printed at exit: VmHWM belongs to this process image alone (ru_maxrss
+# would carry over the peak of the parent that forked it).
+CLI_WITH_PEAK = ("import atexit, runpy, sys; from pathlib import Path; "
+                 "atexit.register(lambda: print('VmHWM', Path('/proc/self/status').read_text()"
+                 ".split('VmHWM:')[1].split()[0], file=sys.stderr)); "
+                 "runpy.run_module('cyclegan.translate', run_name='__main__', alter_sys=True)")
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The peak resident memory of this process image (Linux)."""
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
 
 
 def clip(seconds: float, sr: int) -> np.ndarray:
@@ -87,16 +95,15 @@ def measure(model_dir: Path, backend: str, seconds: float, app: bool, repeats: i
 
 def run_cli(model_dir: Path, backend: str, inputs: list[Path], out: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one CLI run."""
-    cmd = [sys.executable, "-m", "cyclegan.translate", *map(str, inputs), "--direction",
+    cmd = [sys.executable, "-c", CLI_WITH_PEAK, *map(str, inputs), "--direction",
            weights.pair_directions(weights.read_config(model_dir), model_dir)[0].value,
            "--weights", str(model_dir), "--out", str(out), "--backend", backend]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     took = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"the CLI failed: {proc.stderr.read().decode()[-500:]}")
-    return took, usage.ru_maxrss / 1024
+    if done.returncode != 0 or "VmHWM" not in done.stderr:
+        sys.exit(f"the CLI failed: {done.stderr[-500:]}")
+    return took, int(done.stderr.split("VmHWM")[-1].split()[0]) / 1024
 
 
 def cli_rows(model_dir: Path, repeats: int, tmp: Path) -> dict[str, list[str]]:
