@@ -204,6 +204,10 @@ def synthesise(x: torch.Tensor, phase: torch.Tensor, spec: SpecConfig, length: i
 
 def griffin_lim(x: torch.Tensor, spec: SpecConfig, length: int, n_iter: int = 64) -> np.ndarray:
     """Phase recovered from the magnitude alone, for when the input phase does not fit."""
-    magnitude = from_model(x, spec).numpy()
+    return recover_phase(from_model(x, spec).numpy(), spec, length, n_iter)
+
+
+def recover_phase(magnitude: np.ndarray, spec: SpecConfig, length: int, n_iter: int = 64) -> np.ndarray:
+    """Griffin-Lim on a linear (n_freq, frames) magnitude."""
     return librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=spec.hop_length, n_fft=spec.n_fft,
                               win_length=spec.n_fft, length=length, random_state=0)

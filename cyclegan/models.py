@@ -183,9 +183,10 @@ class Generator(nn.Module):
         At least two bottleneck frames, so instance norm and reflection padding are defined.
         """
         frames = x.shape[-1]
-        pad = max(-frames % self.factor, 2 * self.factor - frames)
-        if pad:  # replicate works for any length (reflect needs pad < frames)
-            x = F.pad(x, (0, pad, 0, 0), mode="replicate")
+        # always padded (by 0 too), with sym_max: one traced graph then serves every length (ONNX);
+        # replicate (reflect needs pad < frames) as an index gather, as in _replicate_pad1
+        pad = torch.sym_max(-frames % self.factor, 2 * self.factor - frames)
+        x = x[..., torch.arange(frames + pad, device=x.device).clamp_(max=frames - 1)]
         h = self.net(x)[..., :frames]
         if self.skip:  # learn a change to the input (in tanh-logit space), not the whole spectrogram
             h = h + torch.atanh(x[..., :frames].clamp(-0.999, 0.999))

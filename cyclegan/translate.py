@@ -1,6 +1,6 @@
 """Translate recordings with an exported model; also the command line.
 
-    python -m cyclegan.translate clip.wav --direction piano2guitar [--out DIR] [--reconstruct]
+    python -m cyclegan.translate clip.wav --direction piano2guitar [--out DIR] [--reconstruct] [--backend onnx]
 """
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import audio, weights
+from . import audio, onnx_backend, weights
 from .tone import TONE_TARGETS, TONES, apply_tone, has_tones
 
 MIN_SECONDS = 0.25
 # progress(share of the work done, stage now running): stages "translating", "reconstructing"
 Progress = Callable[[float, str], None]
+BACKENDS = ("torch", "onnx")
+SPECTROGRAMS = ("input", "translated", "reconstructed")
 
 
 @dataclass
@@ -31,8 +34,23 @@ class Translation:
     translated: np.ndarray
     reconstructed: np.ndarray
     magnitudes: dict[str, np.ndarray]  # "input", "translated", "reconstructed": (n_freq, frames)
-    cycle_error: float
+    cycle_error: float  # NaN when the reconstruction was not asked for
     seconds: float  # processing time
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A backend's spectrogram maths: torch's (audio.py) or numpy's (onnx_backend.py)."""
+    analyse: Callable[[np.ndarray, Any], tuple[Any, Any]]  # normalised wave -> (model input, phase)
+    synthesise: Callable[[Any, Any, Any, int], np.ndarray]  # model-scale magnitude, phase -> wave
+    from_model: Callable[[Any, Any], Any]  # model scale -> linear magnitude
+    cat: Callable[[list], Any]  # (n_freq, frames) pieces joined along time
+
+
+FRONTENDS = {"torch": Frontend(partial(audio.analyse, peak_normalise=False), audio.synthesise, audio.from_model,
+                               partial(torch.cat, dim=1)),
+             "onnx": Frontend(onnx_backend.analyse, onnx_backend.synthesise, onnx_backend.from_model,
+                              partial(np.concatenate, axis=1))}
 
 
 class Translator:
@@ -42,87 +60,113 @@ class Translator:
     `segment_frames`, each read with `margin_frames` of context on both sides; the generator
     reaches only ~40 frames, so the kept middles join exactly and memory does not grow with
     the clip (beyond the audio, and the spectrograms when they are asked for).
+
+    backend="onnx" runs the exported graphs (<model_dir>/onnx/) with onnxruntime on the CPU, with
+    a numpy STFT: the same audio to float32 rounding (docs/onnx.md). "torch" is the reference.
     """
 
     def __init__(self, model_dir: Path, device: str | None = None, segment_frames: int = 2048,
-                 margin_frames: int = 128):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model_dir = Path(model_dir)
-        self.cfg, self.gens = weights.load(model_dir, self.device)
-        self.spec = self.cfg.spec
+                 margin_frames: int = 128, backend: str = "torch"):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        self.model_dir, self.backend = Path(model_dir), backend
+        if backend == "torch":
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.cfg, self.gens = weights.load(model_dir, self.device)
+        else:
+            if device not in (None, "cpu"):
+                raise ValueError(f"the onnx backend runs on the CPU, not on {device!r}")
+            self.device = torch.device("cpu")
+            self.cfg = weights.read_config(model_dir)
+            self.gens = onnx_backend.OnnxGenerators(self.model_dir, threads=torch.get_num_threads())
+        self.spec, self.front = self.cfg.spec, FRONTENDS[backend]
         self.segment, self.margin = segment_frames, margin_frames
 
-    def generator(self, reverse: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
-        """(forward, backward) generators for a direction."""
+    def generator(self, reverse: bool) -> tuple[Any, Any]:
+        """(forward, backward) generators for a direction: torch modules, or onnx graphs."""
         return (self.gens.b2a, self.gens.a2b) if reverse else (self.gens.a2b, self.gens.b2a)
 
-    @torch.inference_mode()
-    def run(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Apply a generator to a (n_freq, frames) spectrogram."""
-        return net(x[None, None].to(self.device))[0, 0].cpu()
+    def run(self, net: Any, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Apply a generator to a (n_freq, frames) spectrogram; a torch tensor gives a torch tensor."""
+        if self.backend == "onnx":
+            y = net(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+            return torch.from_numpy(y) if isinstance(x, torch.Tensor) else y
+        with torch.inference_mode():
+            return net(x[None, None].to(self.device))[0, 0].cpu()
 
     def target(self, reverse: bool) -> str:
         return self.cfg.name_a if reverse else self.cfg.name_b
 
     def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
-                  progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean") -> Translation:
+                  progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean",
+                  reconstruct: bool = True) -> Translation:
         """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
 
         spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded.
         tone: the guitar tone of a translation into guitar (`tone.TONES`); the spectrograms
-        and the reconstruction are those of the clean translation the tone starts from."""
+        and the reconstruction are those of the clean translation the tone starts from.
+        reconstruct=False skips the way back (half the work): `reconstructed` is then empty
+        and `cycle_error` NaN; the translation is the same, bit for bit."""
         start = time.perf_counter()
+        self._check(wave, reverse, phase, tone)
+        normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
+        hop, n, fe = self.spec.hop_length, len(wave), self.front
+        seg, margin = self.segment * hop, self.margin * hop  # multiples of the hop: one frame grid
+        starts = range(0, n, seg)
+        names = SPECTROGRAMS if reconstruct else SPECTROGRAMS[:2]
+        outs = [np.zeros(n, np.float32) for _ in names[1:]]
+        kept: dict[str, list[Any]] = {k: [] for k in names}
+        sums = np.zeros(2)  # the report's cycle error (metrics.relative_cycle_error), summed segment-wise
+        for i, s in enumerate(starts):
+            lo, hi, end = max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)
+            frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
+            step = (lambda f, stage, i=i: progress((i + f) / len(starts), stage)) if progress else None
+            specs, waves = self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct)
+            for out, w in zip(outs, waves):
+                out[s:end] = w[s - lo:end - lo]
+            if reconstruct:
+                x, rec = (fe.from_model(v, self.spec) for v in (specs[0], specs[2]))
+                sums += [float(abs(rec - x).sum()), float(abs(x).sum())]
+            if spectrograms or phase == "griffinlim":
+                for k, v in zip(kept, specs):
+                    kept[k].append(v)
+        whole = {k: fe.cat(v) for k, v in kept.items() if v}
+        if phase == "griffinlim":  # needs the whole magnitude at once
+            outs = [audio.recover_phase(np.asarray(fe.from_model(whole[k], self.spec)), self.spec, n).astype(np.float32)
+                    for k in names[1:]]
+        outs[0] = apply_tone(outs[0], self.spec.sample_rate, tone)
+        if match_level:
+            outs = [audio.match_level(o, wave) for o in outs]
+        mags = {k: np.asarray(fe.from_model(v, self.spec)) for k, v in whole.items()} if spectrograms else {}
+        err = float(sums[0] / max(sums[1], 1e-12)) if reconstruct else float("nan")
+        rec_wave = outs[1] if reconstruct else np.zeros(0, np.float32)
+        return Translation(self.spec.sample_rate, wave, outs[0], rec_wave, mags, err, time.perf_counter() - start)
+
+    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str) -> None:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
         if phase not in ("input", "griffinlim"):
             raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
         if tone != "clean" and not has_tones(self.target(reverse)):
             raise ValueError(f"a tone applies to translations into {', '.join(TONE_TARGETS)}, "
                              f"not into {self.target(reverse)}")
-        normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
-        hop, n = self.spec.hop_length, len(wave)
-        seg, margin = self.segment * hop, self.margin * hop  # multiples of the hop: one frame grid
-        starts = range(0, n, seg)
-        outs = [np.zeros(n, np.float32), np.zeros(n, np.float32)]
-        kept: dict[str, list[torch.Tensor]] = {k: [] for k in ("input", "translated", "reconstructed")}
-        sums = np.zeros(2)  # the report's cycle error (metrics.relative_cycle_error), summed segment-wise
-        for i, s in enumerate(starts):
-            lo, hi, end = max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)
-            frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            step = (lambda f, stage, i=i: progress((i + f) / len(starts), stage)) if progress else None
-            specs, waves = self._pass(normalised[lo:hi], reverse, frames, phase == "input", step)
-            for out, w in zip(outs, waves):
-                out[s:end] = w[s - lo:end - lo]
-            x, rec = (audio.from_model(v, self.spec) for v in (specs[0], specs[2]))
-            sums += [float((rec - x).abs().sum()), float(x.abs().sum())]
-            if spectrograms or phase == "griffinlim":
-                for k, v in zip(kept, specs):
-                    kept[k].append(v)
-        whole = {k: torch.cat(v, 1) for k, v in kept.items() if v}
-        if phase == "griffinlim":  # needs the whole magnitude at once
-            outs = [audio.griffin_lim(whole[k], self.spec, n).astype(np.float32) for k in ("translated", "reconstructed")]
-        outs[0] = apply_tone(outs[0], self.spec.sample_rate, tone)
-        if match_level:
-            outs = [audio.match_level(o, wave) for o in outs]
-        mags = {k: audio.from_model(v, self.spec).numpy() for k, v in whole.items()} if spectrograms else {}
-        err = float(sums[0] / max(sums[1], 1e-12))
-        return Translation(self.spec.sample_rate, wave, outs[0], outs[1], mags, err, time.perf_counter() - start)
 
     def _pass(self, piece: np.ndarray, reverse: bool, frames: slice, synthesise: bool,
-              progress: Progress | None) -> tuple[list[torch.Tensor], list[np.ndarray]]:
-        """One segment with its margins: ([input, translated, reconstructed] cut to `frames`,
-        [translated, reconstructed] waveforms with the input phase, margins included)."""
+              progress: Progress | None, reconstruct: bool) -> tuple[list[Any], list[np.ndarray]]:
+        """One segment with its margins: ([input, translated(, reconstructed)] cut to `frames`,
+        [translated(, reconstructed)] waveforms with the input phase, margins included)."""
         fwd, back = self.generator(reverse)
-        x, angle = audio.analyse(piece, self.spec, peak_normalise=False)
+        x, angle = self.front.analyse(piece, self.spec)
         if progress:
             progress(0.0, "translating")
-        fake = self.run(fwd, x)
+        outs = [self.run(fwd, x)]
+        if reconstruct:
+            if progress:
+                progress(0.5, "reconstructing")
+            outs.append(self.run(back, outs[0]))
         if progress:
-            progress(0.5, "reconstructing")
-        rec = self.run(back, fake)
-        if progress:
-            progress(1.0, "reconstructing")
-        waves = [audio.synthesise(y, angle, self.spec, len(piece)) for y in (fake, rec)] if synthesise else []
-        return [v[:, frames] for v in (x, fake, rec)], waves
+            progress(1.0, "reconstructing" if reconstruct else "translating")
+        waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
+        return [v[:, frames] for v in (x, *outs)], waves
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
@@ -160,19 +204,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tone", choices=TONES, default="clean",
                     help="guitar tone of a translation into guitar: clean, or driven through an amp and "
                          "cabinet chain (default: clean)")
+    ap.add_argument("--backend", choices=BACKENDS, default="torch",
+                    help="torch, or the exported ONNX graphs on onnxruntime (same audio; see docs/onnx.md) "
+                         "(default: torch)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(os.cpu_count() or 1)  # the onnx backend takes the same thread count
     direction = find_direction(args.direction, args.weights)
     if args.tone != "clean" and not has_tones(direction.target):
         raise SystemExit(f"error: --tone applies to translations into {', '.join(TONE_TARGETS)}, "
                          f"not {direction.value}")
-    tr = Translator(direction.model_dir)
+    try:
+        tr = Translator(direction.model_dir, backend=args.backend)
+    except onnx_backend.BackendUnavailable as e:
+        raise SystemExit(f"error: {e}") from None
     files, failed = _inputs(args.inputs), 0
     for path in tqdm(files, desc=direction.label, disable=len(files) < 2):
         try:
             wave = audio.load(path, tr.spec.sample_rate, max_channels=2)
             res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False,
-                               tone=args.tone)
+                               tone=args.tone, reconstruct=args.reconstruct)
         except audio.AudioError as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1

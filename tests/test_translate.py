@@ -77,3 +77,20 @@ def test_a_driven_tone_changes_only_the_translation_into_guitar(translator, pian
 def test_unusable_audio_is_refused(translator, wave, message):
     with pytest.raises(audio.AudioError, match=message):
         translator.translate(wave)
+
+
+def test_without_reconstruction_the_translation_is_the_same_bit_for_bit(translator, piano):
+    full = translator.translate(piano, spectrograms=False)
+    seen = []
+    lean = translator.translate(piano, spectrograms=False, reconstruct=False,
+                                progress=lambda f, stage: seen.append((f, stage)))
+    assert np.array_equal(lean.translated, full.translated)
+    assert lean.reconstructed.shape == (0,) and np.isnan(lean.cycle_error) and np.isfinite(full.cycle_error)
+    assert {stage for _, stage in seen} == {"translating"} and seen[-1][0] == pytest.approx(1.0)
+    shown = translator.translate(piano, reconstruct=False, phase="griffinlim")
+    assert set(shown.magnitudes) == {"input", "translated"} and shown.translated.shape == piano.shape
+
+
+def test_the_onnx_backend_is_cpu_only(tiny_weights):
+    with pytest.raises(ValueError, match="the onnx backend runs on the CPU, not on 'cuda'"):
+        Translator(tiny_weights / "piano_guitar", "cuda", backend="onnx")
