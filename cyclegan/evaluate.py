@@ -148,11 +148,16 @@ def _reference_embeddings(j: Judge, files: list[Path]) -> np.ndarray:
     return np.array([j.clf.judge(audio.load(p, sr), sr)[1] for p in files])
 
 
+def _finite(v: float | None) -> float | None:
+    """None for a figure that cannot be computed (e.g. a distance over fewer than two clips)."""
+    return v if v is not None and np.isfinite(v) else None
+
+
 def _summary(r: Rows, refs: np.ndarray) -> dict:
     """Means per method, the model's intervals and gains, and transfer per input group."""
     mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
     table = {m: {**{k: mean(v) for k, v in r.values[m].items()},
-                 "frechet": frechet_distance(np.array(r.embeddings[m]), refs) if len(refs) else None}
+                 "frechet": _finite(frechet_distance(np.array(r.embeddings[m]), refs) if len(refs) else None)}
              for m in METHODS}
     hits, groups = r.values["model"]["transfer_accuracy"], np.array(r.groups)
     by_group = {g: float(np.mean(np.array(hits)[groups == g])) for g in dict.fromkeys(r.groups)}

@@ -48,8 +48,10 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
         for methods in r["directions"].values():
             assert set(methods) == {"model", "identity", "eq"}
             for vals in methods.values():
+                fd = vals.pop("frechet")  # needs two clips a side: the tiny validation split has one
+                assert fd is None if r is result else fd >= -1e-6, fd
                 assert all(v is not None and math.isfinite(v) for v in vals.values()), vals
-                assert vals["cycle_error"] >= 0 and vals["paired_lsd_db"] >= 0 and vals["frechet"] >= -1e-6
+                assert vals["cycle_error"] >= 0 and vals["paired_lsd_db"] >= 0
                 for k in ("transfer_accuracy", "chroma", "onset_f"):
                     assert 0 <= vals[k] <= 1 + 1e-9, (k, vals[k])
             assert methods["identity"]["cycle_error"] == 0.0
@@ -78,10 +80,10 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
 
 def test_frechet_distance() -> None:
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((400, 3)), rng.standard_normal((400, 3))
+    a, b = rng.standard_normal((20_000, 3)), rng.standard_normal((20_000, 3))
     assert metrics.frechet_distance(a, b) < 0.1
-    assert metrics.frechet_distance(a, b + [2, 0, 0]) == pytest.approx(4, abs=0.3)  # |mu_a - mu_b|^2
-    assert metrics.frechet_distance(a, 3 * b) == pytest.approx(3 * (3 - 1) ** 2, abs=0.6)  # tr: (sigma_a - sigma_b)^2
+    assert metrics.frechet_distance(a, b + [2, 0, 0]) == pytest.approx(4, abs=0.15)  # |mu_a - mu_b|^2
+    assert metrics.frechet_distance(a, 3 * b) == pytest.approx(3 * (3 - 1) ** 2, abs=0.3)  # tr: (sigma_a - sigma_b)^2
     assert math.isnan(metrics.frechet_distance(a[:1], b))
 
 
