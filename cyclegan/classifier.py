@@ -164,17 +164,13 @@ def load(model_dir: Path = DEFAULT_DIR) -> Classifier:
 
 def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Random gain, a smooth random EQ across the mel axis (tilt, bow and a few bumps, dB, strong
-    enough that a fixed EQ of one instrument towards the other cannot fool it), a small shift
-    along the mel axis, a noise floor and per-bin jitter."""
+    enough that a fixed EQ of one instrument towards the other cannot fool it), a noise floor
+    and per-bin jitter."""
     f = torch.linspace(-1, 1, x.shape[0])[:, None]
     curve = float(rng.uniform(-15, 15)) * f + float(rng.uniform(-8, 8)) * f ** 2
     for _ in range(3):
         curve = curve + float(rng.uniform(-6, 6)) * torch.cos(np.pi * (float(rng.uniform(1, 4)) * f + float(rng.uniform(0, 2))))
     x = x + float(rng.uniform(-20, 20)) + curve
-    shift = int(rng.integers(-3, 4))  # a few mel bands up or down: timbre, not register
-    if shift:
-        edge = x[:1] if shift > 0 else x[-1:]
-        x = torch.cat([edge.expand(shift, -1), x[:-shift]]) if shift > 0 else torch.cat([x[-shift:], edge.expand(-shift, -1)])
     x = torch.maximum(x, x.max() - float(rng.uniform(45, 80)))
     return x + float(rng.uniform(0, 1.5)) * torch.randn(x.shape)
 
