@@ -28,8 +28,8 @@ class EvalSet:
 def domain_files(root: Path, domain: str) -> list[Path]:
     """Every clip of an instrument under `root`: for a guitar the clean and the driven ones
     (the driven clips' clean twins repeat their notes, so they are left out)."""
-    return sorted(p for suffix in GROUPS if (Path(root) / f"{domain}{suffix}").is_dir()
-                  for p in list_audio(Path(root) / f"{domain}{suffix}"))
+    folders = [Path(root) / f"{domain}{suffix}" for suffix in GROUPS]
+    return sorted(p for f in folders if f == folders[0] or f.is_dir() for p in list_audio(f))  # the first must exist
 
 
 def _folders(root: Path, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
