@@ -6,7 +6,7 @@ Picking a checkpoint by the numbers of the final evaluation would tune on the te
 the pick uses its own corpus, rendered with another seed (`python -m cyclegan.corpus --out
 data/select-corpus --minutes 5 --seed 7`), which neither training nor the evaluation reads.
 For every model, both directions: transfer accuracy and chroma similarity over all the
-clips of DATA/<name>, and the paired log-spectral distance over all of DATA/paired. The
+clips of DATA/<name> (and DATA/<name>-driven), and the paired log-spectral distance over all of DATA/paired. The
 rule: among the models with transfer >= --min-transfer and chroma >= --min-chroma both
 ways, the lowest paired LSD averaged over the two directions wins.
 """
@@ -25,8 +25,8 @@ from . import audio, weights
 from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
 from .classifier import Classifier
 from .config import SpecConfig
-from .data import list_audio
-from .evaluate import paired_files
+from .layout import domain_files
+from .layout import pairs as paired_groups
 from .metrics import chroma_similarity, log_spectral_distance
 from .store import REPO_ROOT, atomic_write_text
 from .translate import Translator
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         classifier = Classifier.load(a.classifier)
         first = Translator(a.models[0])
         sr, names = first.spec.sample_rate, (first.cfg.name_a, first.cfg.name_b)
-        clips = {n: [audio.load(p, sr) for p in list_audio(a.data / n)] for n in names}
-        found = paired_files(a.data, *names, None)
-        pairs = {n: [audio.load(p[i], sr) for p in found] for i, n in enumerate(names)}
+        clips = {n: [audio.load(p, sr) for p in domain_files(a.data, n)] for n in names}
+        found = [g for g in paired_groups(a.data) if all(n in g for n in names)]
+        pairs = {n: [audio.load(g[n], sr) for g in found] for n in names}
         # the untranslated input's distance does not depend on the model: once per direction
         identity = {d.value: mean_lsd(pairs[d.source], pairs[d.target], first.spec)
                     for d in weights.pair_directions(first.cfg, a.models[0])}

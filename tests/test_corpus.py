@@ -1,4 +1,5 @@
-"""Tests for cyclegan.corpus: a tiny corpus is rendered once per session (about a second)."""
+"""Tests for the corpus (cyclegan.corpus, material, soundfonts, conditions): a tiny corpus with the
+held-out family is rendered once per session (a few seconds)."""
 from __future__ import annotations
 
 import json
@@ -11,11 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cyclegan import corpus
+from cyclegan import conditions, corpus, material, soundfonts
 from cyclegan.classifier import ClassifierConfig, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = dict(minutes=0.6, seed=1, sample_rate=16000, clip_seconds=2.0, paired=10)
+HELD = soundfonts.SYSTEM_SOUNDFONTS[2]  # sf_GMbank.sf2 (Debian csound-soundfont, installed by .ci/run)
+SETTINGS = dict(minutes=0.4, seed=1, sample_rate=16000, clip_seconds=2.0, paired=3, heldout=2, soundfonts=[HELD])
 
 
 @pytest.fixture(scope="session")
@@ -27,94 +29,114 @@ def manifest(root: Path) -> dict:
     return json.loads((root / "manifest.json").read_text())
 
 
-def clips(root: Path, domain: str, paired: bool) -> list[dict]:
-    kind = "paired" if paired else "unpaired"
-    return [c for c in manifest(root)["clips"] if c["domain"] == domain and c["set"] == kind]
-
-
 def wavs(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.wav"))}
 
 
-def test_layout_and_settings(tiny: Path) -> None:
+def test_layout_and_settings_name_soundfonts_by_file_and_checksum(tiny: Path) -> None:
     m = manifest(tiny)
-    assert m["settings"] == corpus.CorpusSettings(
-        soundfonts=corpus.resolve_soundfonts(), **SETTINGS).as_json()
-    assert len(clips(tiny, "piano", False)) == len(clips(tiny, "guitar", False)) == 18
-    assert len(clips(tiny, "piano", True)) == len(clips(tiny, "guitar", True)) == 10
+    fonts = m["settings"]["soundfonts"]
+    assert [(f["file"], f["family"], f["licence"]) for f in fonts] == [
+        ("TimGM6mb.sf2", "TimGM6mb", "GPL-2.0"), ("sf_GMbank.sf2", "sf_GMbank", "LGPL-2.1+")]
+    assert all(len(f["sha256"]) == 64 for f in fonts) and "/" not in json.dumps(m["settings"])
+    count = lambda folder: len(list((tiny / folder).glob("*.wav")))  # noqa: E731
+    assert (count("piano"), count("guitar"), count("guitar-driven"), count("guitar-driven-clean")) == (12, 12, 6, 6)
+    for s in ("paired", "heldout-family/paired", "heldout-recorded/paired"):
+        assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 3
+    for s in ("heldout-family", "heldout-recorded"):
+        assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 2
     assert sorted(str(p.relative_to(tiny)) for p in tiny.rglob("*.wav")) == sorted(c["path"] for c in m["clips"])
-    assert (tiny / "piano" / "0000.wav").exists() and (tiny / "paired" / "guitar" / "009.wav").exists()
 
 
-def test_clips_are_mono_right_length_and_not_silent(tiny: Path) -> None:
+def test_clips_are_mono_right_length_loud_and_never_clipped(tiny: Path) -> None:
     for c in manifest(tiny)["clips"]:
         info = sf.info(tiny / c["path"])
         assert (info.channels, info.samplerate, info.frames) == (1, 16000, 32000)
         x, _ = sf.read(tiny / c["path"])
-        assert np.sqrt(np.mean(x**2)) > 1e-2, c["path"]
-        assert np.abs(x).max() < 1.0
-        assert c["program"] in corpus.PROGRAMS[c["domain"]] and c["notes"]
+        assert np.sqrt(np.mean(x**2)) > 3e-3 and np.abs(x).max() < 1.0, c["path"]
 
 
-def test_notes_are_sane_and_in_range(tiny: Path) -> None:
+def test_the_held_out_family_is_only_in_the_held_out_sets(tiny: Path) -> None:
     for c in manifest(tiny)["clips"]:
-        lo, hi = corpus.RANGES["guitar"] if c["domain"] == "guitar" else corpus.PIANO_WIDE
-        for pitch, start, end, vel in c["notes"]:
-            assert lo <= pitch <= hi and 0 <= start < end <= 2.0 and 1 <= vel <= 127
+        held = c["set"].startswith("heldout")
+        assert (c["family"] == soundfonts.HELD_OUT_FAMILY) == held, c["path"]
+        assert c["conditions"]["space"] == ("laptop" if c["set"].startswith("heldout-recorded") else "studio")
+
+
+def test_tones_programs_and_ranges(tiny: Path) -> None:
+    for c in manifest(tiny)["clips"]:
+        folder = Path(c["path"]).parent.name
+        want = {"piano": {None}, "guitar": {"clean", "jazz"}, "guitar-driven": {"overdriven", "distorted", "amp"},
+                "guitar-driven-clean": {"clean", "jazz"}}[folder]
+        assert c["tone"] in want, c
+        assert ("amp" in c) == (c["tone"] == "amp")
+        assert (c["soundfont"], c["program"]) not in corpus.SKIP  # TimGM6mb's clicking clean guitar
+        lo, hi = material.RANGES["guitar"] if folder != "piano" or "paired" in c["path"] else material.PIANO_WIDE
+        assert all(lo <= p <= hi and 0 <= s < e <= 2.0 and 1 <= v <= 127 for p, s, e, v in c["notes"])
+
+
+def test_groups_share_notes_and_conditions_but_not_noise(tiny: Path) -> None:
+    clips = {c["path"]: c for c in manifest(tiny)["clips"]}
+    twins = [(c, clips[c["clean_twin"]]) for c in clips.values() if "clean_twin" in c]
+    pairs = [(c, clips[c["path"].replace("/piano/", f"/{g}/")]) for c in clips.values()
+             if "paired/piano" in c["path"] for g in ("guitar", "guitar-driven")]
+    assert len(twins) == 6 and len(pairs) == 18
+    for a, b in twins + pairs:
+        assert a["notes"] == b["notes"] and a["conditions"] == b["conditions"] and a["seed"] == b["seed"]
+        assert not np.array_equal(sf.read(tiny / a["path"])[0], sf.read(tiny / b["path"])[0])
+    unpaired = [json.dumps(c["notes"]) for c in clips.values() if c["set"] == "train" and "clean" not in c["path"]]
+    assert len(set(unpaired)) == len(unpaired)  # no two training folders share material
 
 
 def test_same_seed_identical_other_seed_different(tiny: Path, tmp_path: Path) -> None:
-    again = corpus.render_corpus(tmp_path / "again", **SETTINGS)
-    assert wavs(again) == wavs(tiny)
-    other = corpus.render_corpus(tmp_path / "other", **{**SETTINGS, "seed": 2, "minutes": 0.1, "paired": 1})
+    assert wavs(corpus.render_corpus(tmp_path / "again", **SETTINGS)) == wavs(tiny)
+    other = corpus.render_corpus(tmp_path / "other", **{**SETTINGS, "seed": 2, "minutes": 0.1})
     for name, data in wavs(other).items():
         assert data != wavs(tiny)[name]
 
 
-def test_unpaired_material_is_disjoint(tiny: Path) -> None:
-    piano = {json.dumps(c["notes"]) for c in clips(tiny, "piano", False)}
-    guitar = {json.dumps(c["notes"]) for c in clips(tiny, "guitar", False)}
-    assert len(piano) == 18 and len(guitar) == 18 and not piano & guitar
-    paired = {json.dumps(c["notes"]) for c in clips(tiny, "piano", True)}
-    assert not paired & (piano | guitar)  # the test material never appears in training
+def test_material_is_polyphonic_for_piano_and_playable_on_guitar() -> None:
+    piano = [material.make_notes(np.random.default_rng(s), 36, 96, 4.0, "piano") for s in range(60)]
+    guitar = [material.make_notes(np.random.default_rng(s), 40, 88, 4.0, "guitar") for s in range(60)]
+    assert np.mean([material.polyphony(n) for n in piano]) > 1.8
+    assert 1.2 < np.mean([material.polyphony(n) for n in guitar]) < np.mean([material.polyphony(n) for n in piano])
+    assert material.polyphony([material.Note(60, 0, 1, 80), material.Note(64, 1, 2, 80)]) == pytest.approx(1.0)
+    velocities = [n.velocity for notes in piano for n in notes]
+    assert min(velocities) < 40 and max(velocities) > 110  # soft and loud playing
 
 
-def test_a_shared_room_draw_does_not_share_the_noise() -> None:
-    silence = np.zeros(4000)
-    same = [corpus.augment(silence, np.random.default_rng(5), 16000, hiss=np.random.default_rng(h)) for h in (1, 1)]
-    other = corpus.augment(silence, np.random.default_rng(5), 16000, hiss=np.random.default_rng(2))
-    assert same[0][1] == other[1]  # the same room, EQ, level and noise level
-    assert np.array_equal(same[0][0], same[1][0]) and np.abs(other[0]).max() > 0
-    assert abs(np.corrcoef(same[0][0], other[0])[0, 1]) < 0.1  # but independent noise
-
-
-def test_paired_set_has_same_notes(tiny: Path) -> None:
-    for p, g in zip(clips(tiny, "piano", True), clips(tiny, "guitar", True), strict=True):
-        assert Path(p["path"]).name == Path(g["path"]).name
-        assert p["notes"] == g["notes"]
-        assert p["augment"] == g["augment"] and p["augment"]["noise_db"] < -50  # same room, mic and level
-        assert not np.array_equal(sf.read(tiny / p["path"])[0], sf.read(tiny / g["path"])[0])
+def test_conditions_one_draw_many_noises() -> None:
+    p = conditions.draw(np.random.default_rng(5), "studio")
+    x = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32) * 0.3
+    a, b = (conditions.record(x, p, 16000, np.random.default_rng(1)) for _ in range(2))
+    c = conditions.record(x, p, 16000, np.random.default_rng(2))
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and a.shape == x.shape
+    silence = np.zeros(16000, np.float32)
+    n1, n2 = (conditions.record(silence, p, 16000, np.random.default_rng(h)) for h in (1, 2))
+    assert abs(np.corrcoef(n1, n2)[0, 1]) < 0.1
+    laptop = conditions.draw(np.random.default_rng(5), "laptop")
+    assert {"room", "compressor", "mp3_quality"} <= set(laptop) and laptop["noise_db"] > p["noise_db"]
+    loud = conditions.record(x * 100, {**laptop, "level_db": 20.0}, 16000, np.random.default_rng(0))
+    assert np.abs(loud).max() < 1.0 and loud.shape == x.shape
 
 
 def test_timbre_separable_by_a_small_classifier(tmp_path: Path) -> None:
-    # A linear probe on clip-mean log-mel mostly sees which pitches are played (0.7-0.85 held out:
-    # piano vs the clean/jazz guitars and the Electric Grand stay hard for it). The instrument
-    # classifier's small CNN over ~1 s log-mel windows sees the timbre itself; here it is trained
-    # for ~30 s on two thirds of a TimGM6mb-only corpus (the hardest SoundFont) and must label the
-    # rest, plus the paired set, with >= 95 % accuracy (0.97-0.98 over classifier seeds).
-    root = corpus.render_corpus(tmp_path / "probe", minutes=9, seed=0, sample_rate=16000,
-                                clip_seconds=2.0, paired=20)
-    everything = manifest(root)["clips"]
-    unpaired = [c for c in everything if c["set"] == "unpaired"]
+    # The instrument classifier's small CNN over ~1 s log-mel windows, trained for ~30 s on two
+    # thirds of a TimGM6mb-only corpus, must label the rest and the paired set (0.89 here: v5's
+    # polyphony, driven guitars and recording conditions make it harder than v4's 0.98).
+    root = corpus.render_corpus(tmp_path / "probe", minutes=6, seed=0, sample_rate=16000, clip_seconds=2.0,
+                                paired=15, heldout=0)
+    clips = manifest(root)["clips"]
+    unpaired = [c for c in clips if c["set"] == "train" and "clean" not in c["path"]]
     train = [c for i, c in enumerate(unpaired) if i % 3]
-    held = [c for i, c in enumerate(unpaired) if i % 3 == 0] + [c for c in everything if c["set"] == "paired"]
+    held = [c for i, c in enumerate(unpaired) if i % 3 == 0] + [c for c in clips if c["set"] == "paired"]
     cfg = ClassifierConfig(sample_rate=16000, fmax=7600, n_mels=128, window_frames=64, width=8, steps=400,
                            batch_size=16)
-    clf = train_classifier({d: [root / c["path"] for c in train if c["domain"] == d] for d in corpus.PROGRAMS},
+    clf = train_classifier({d: [root / c["path"] for c in train if c["domain"] == d] for d in ("piano", "guitar")},
                            cfg, progress=False)
     accuracy = np.mean([clf.predict(sf.read(root / c["path"])[0], 16000) == c["domain"] for c in held])
     print(f"held-out piano/guitar accuracy: {accuracy:.3f} on {len(held)} clips")
-    assert accuracy >= 0.95, accuracy  # 0.982 with these settings
+    assert accuracy >= 0.85, accuracy
 
 
 def test_missing_and_broken_soundfonts(tmp_path: Path) -> None:
@@ -140,68 +162,56 @@ def test_cli_reports_bad_soundfont_without_traceback(tmp_path: Path) -> None:
     assert "missing.sf2" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_renders(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "cyclegan.corpus", "--out", str(tmp_path / "o"), "--minutes", "0.05",
-           "--clip-seconds", "1", "--paired", "1", "--no-system-soundfonts"]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "x real time" in r.stdout
-    assert len(manifest(tmp_path / "o")["clips"]) == 8
-
-
-def test_cli_uses_the_installed_system_soundfonts_as_train_py_does(tmp_path: Path, monkeypatch) -> None:
-    system = tmp_path / "system.sf2"  # a stand-in for FluidR3_GM.sf2, which CI does not install
-    shutil.copy(corpus.default_soundfont(), system)
-    monkeypatch.setattr(corpus, "SYSTEM_SOUNDFONTS", (system, tmp_path / "not_installed.sf2"))
-    small = ["--minutes", "0.05", "--clip-seconds", "1", "--paired", "1"]
+def test_cli_renders_and_uses_the_installed_system_soundfonts(tmp_path: Path, monkeypatch) -> None:
+    system = tmp_path / "FluidR3_GM.sf2"  # a stand-in: CI need not download the real 148 MB file twice
+    shutil.copy(HELD, system)
+    monkeypatch.setattr(corpus, "installed_soundfonts", lambda: [system])
+    small = ["--minutes", "0.05", "--clip-seconds", "1", "--paired", "1", "--heldout", "1"]
     assert corpus.main(["--out", str(tmp_path / "with"), *small]) == 0
-    assert manifest(tmp_path / "with")["settings"]["soundfonts"] == [str(corpus.default_soundfont().resolve()),
-                                                                     str(system.resolve())]
+    assert [f["file"] for f in manifest(tmp_path / "with")["settings"]["soundfonts"]] == ["TimGM6mb.sf2", "FluidR3_GM.sf2"]
     assert corpus.main(["--out", str(tmp_path / "without"), *small, "--no-system-soundfonts"]) == 0
-    assert manifest(tmp_path / "without")["settings"]["soundfonts"] == [str(corpus.default_soundfont().resolve())]
+    assert [f["file"] for f in manifest(tmp_path / "without")["settings"]["soundfonts"]] == ["TimGM6mb.sf2"]
+    r = subprocess.run([sys.executable, "-m", "cyclegan.corpus", "--out", str(tmp_path / "o"), *small,
+                        "--no-system-soundfonts"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "x real time" in r.stdout, r.stderr
+    assert len(manifest(tmp_path / "o")["clips"]) == 3 + 3 + 2 + 3  # 3 s of piano, guitar; a driven clip + twin; a group
 
 
-def test_ensure_corpus_reuses_and_rerenders(tmp_path: Path) -> None:
-    small = dict(minutes=0.05, clip_seconds=1.0, paired=1, sample_rate=16000)
-    out = corpus.ensure_corpus(tmp_path / "c", **small)
+def test_ensure_corpus_reuses_a_moved_soundfont_and_rerenders_on_change(tmp_path: Path) -> None:
+    small = dict(minutes=0.05, clip_seconds=1.0, paired=1, heldout=1, sample_rate=16000)
+    out = corpus.ensure_corpus(tmp_path / "c", soundfonts=[HELD], **small)
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    assert corpus.ensure_corpus(tmp_path / "c", **small) == out
+    moved = tmp_path / "elsewhere" / HELD.name
+    moved.parent.mkdir()
+    shutil.copy(HELD, moved)
+    assert corpus.ensure_corpus(tmp_path / "c", soundfonts=[moved], **small) == out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == stamps
-    corpus.ensure_corpus(tmp_path / "c", **{**small, "seed": 5})
+    corpus.ensure_corpus(tmp_path / "c", soundfonts=[HELD], **{**small, "seed": 5})
     assert manifest(out)["settings"]["seed"] == 5
-    assert (out / "manifest.json").stat().st_mtime_ns != stamps[out / "manifest.json"]
 
 
 def test_interrupted_render_leaves_no_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object) -> dict:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(corpus, "_render_job", boom)
+    monkeypatch.setattr(corpus, "_render_group", boom)
     with pytest.raises(KeyboardInterrupt):
         corpus.render_corpus(tmp_path / "c", 0.05)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_preset_falls_back_within_family(monkeypatch: pytest.MonkeyPatch) -> None:
-    r = corpus.Renderer(corpus.resolve_soundfonts(), 16000)
-    synth, _ = next(iter(r.synths.values()))
-    path = next(iter(r.synths))
-    monkeypatch.setattr(corpus, "SKIP", {})
-    monkeypatch.setattr(synth, "sfpreset_name", lambda sfid, bank, p: None if p == 26 else "x")
-    assert r.program(path, "guitar", 27) == 27
-    assert r.program(path, "guitar", 26) == 27  # another electric guitar first
-    monkeypatch.setattr(synth, "sfpreset_name", lambda sfid, bank, p: "x" if p == 24 else None)
-    assert r.program(path, "guitar", 26) == 24  # then the GM guitar family base
-    monkeypatch.setattr(synth, "sfpreset_name", lambda sfid, bank, p: None)
-    with pytest.raises(corpus.CorpusError, match="no guitar preset"):
-        r.program(path, "guitar", 26)
+def test_only_the_held_out_family_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(soundfonts, "default_soundfont", lambda: HELD)
+    with pytest.raises(corpus.CorpusError, match="held-out family sf_GMbank"):
+        corpus.render_corpus(tmp_path / "c", 0.05)
 
 
-def test_skipped_presets_are_never_rendered(tiny: Path) -> None:
-    r = corpus.Renderer(corpus.resolve_soundfonts(), 16000)
-    path = next(iter(r.synths))
-    assert Path(path).name == "TimGM6mb.sf2" and corpus.SKIP[("TimGM6mb.sf2", "guitar")] == (27,)
-    assert r.program(path, "guitar", 27) == 26  # its bright clean guitar: the other electric guitar instead
-    assert r.program(path, "piano", 1) == 1
-    played = {c["program"] for c in clips(tiny, "guitar", False) + clips(tiny, "guitar", True)}
-    assert played == {26}
+def test_presets_fall_back_and_skip() -> None:
+    r = soundfonts.Renderer(soundfonts.resolve_soundfonts(), 16000)
+    assert r.first("TimGM6mb.sf2", (27, 26), skip=(27,)) == 26 and r.first("TimGM6mb.sf2", (1, 0)) == 1
+    with pytest.raises(corpus.CorpusError, match="none of the GM presets"):
+        r.first("TimGM6mb.sf2", (27,), skip=(27,))
+    x = r.render("TimGM6mb.sf2", 0, [material.Note(69, 0.0, 0.5, 100)], 1.0)
+    sharp = r.render("TimGM6mb.sf2", 0, [material.Note(69, 0.0, 0.5, 100)], 1.0, cents=100)
+    peak = lambda w: np.argmax(np.abs(np.fft.rfft(w[:8000])))  # noqa: E731
+    assert peak(sharp) / peak(x) == pytest.approx(2 ** (1 / 12), rel=0.03)  # the pitch wheel detunes

@@ -27,3 +27,12 @@ def test_an_unknown_tone_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown tone 'fuzz': use one of clean, driven"):
         tone.apply_tone(_sine(), 25_000, "fuzz")
     assert tone.has_tones("guitar") and not tone.has_tones("piano")
+
+
+def test_amp_chain_settings_change_the_sound_and_the_default_is_the_driven_tone():
+    wave = _sine()
+    default = tone.amp_chain()(wave[None], 25_000)[0]
+    assert np.array_equal(default, tone.apply_tone(wave, 25_000, "driven"))
+    gentle = tone.amp_chain(drive_db=6.0, cabinet_hz=3_000.0)(wave[None], 25_000)[0]
+    odd = lambda w: np.abs(np.fft.rfft(w[5000:]))[np.argmin(np.abs(np.fft.rfftfreq(len(w) - 5000, 1 / 25_000) - 660))]  # noqa: E731
+    assert odd(gentle) < odd(default)  # less drive, fewer harmonics
