@@ -139,11 +139,10 @@ def default_corpus(args: argparse.Namespace) -> None:
     the held-out family and its folders are for the evaluation only)."""
     try:
         from cyclegan.corpus import CorpusError, ensure_corpus, installed_soundfonts
-        from cyclegan.store import REPO_ROOT
     except ImportError as e:
         sys.exit(f"the built-in corpus is unavailable ({e}); pass --domain-a DIR --domain-b DIR")
     try:
-        root = ensure_corpus(REPO_ROOT / DEFAULT_CORPUS, minutes=args.corpus_minutes,
+        root = ensure_corpus(DEFAULT_CORPUS, minutes=args.corpus_minutes,
                              soundfonts=installed_soundfonts() + list(args.soundfont))
     except CorpusError as e:
         sys.exit(f"error: {e}")
