@@ -150,9 +150,10 @@ def test_shipped_classifier_labels_the_examples(example_clips: dict[str, Path]) 
     assert "/" not in json.dumps(clf.info["training_data"]["settings"])  # no machine's paths
     assert sum(f.stat().st_size for f in shipped.iterdir()) < 2_000_000
     assert len(example_clips) == 6
-    right = [clf.predict(audio.load(p, clf.cfg.sample_rate), clf.cfg.sample_rate) == stem.split("_")[0]
-             for stem, p in example_clips.items()]
-    assert sum(right) >= 5, right  # the v5 judge hears guitar_1 (TimGM6mb jazz, v4 material) as a piano
+    heard = {stem: clf.predict(audio.load(p, clf.cfg.sample_rate), clf.cfg.sample_rate)
+             for stem, p in example_clips.items()}
+    # exactly one known miss: guitar_1 (TimGM6mb jazz guitar, old single-line material) is heard as a piano
+    assert heard == {stem: "piano" if stem == "guitar_1" else stem.split("_")[0] for stem in example_clips}
 
 
 def test_pick_scores_models_and_writes_the_ranking(tiny_weights: Path, tiny_corpus: Path, tiny_classifier: Path,
