@@ -33,6 +33,7 @@ TUNABLE = {
     "lambda_identity": ("train", "weight of the identity losses (0 turns them off)"),
     "d_warmup": ("train", "first N steps train only the discriminators (for --init-from)"),
     "pool_size": ("train", "fakes kept in each history pool"),
+    "twin_fraction": ("train", "share of the B->A generator's inputs drawn from --b-twins"),
     "seed": ("train", "seed for initialisation, the validation split and sampling"),
     "val_every": ("train", "validate (metrics, PNG grid) every N steps"),
     "save_every": ("train", "write a checkpoint every N steps"),
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--domain-b", type=Path, help="folder of domain B audio (default: the built-in corpus's guitar)")
     data.add_argument("--name-a", help="name of domain A (default: the folder's name)")
     data.add_argument("--name-b", help="name of domain B (default: the folder's name)")
+    data.add_argument("--b-twins", nargs=2, type=Path, metavar=("INPUTS", "TARGETS"),
+                      help="extra inputs for the B->A generator, each cycled back to the same-named file of "
+                           "TARGETS, not to itself (the built-in corpus: driven guitars and their clean twins)")
     data.add_argument("--corpus-minutes", type=float, default=40.0, help="minutes per instrument of the built-in corpus")
     data.add_argument("--soundfont", type=Path, action="append", default=[],
                       help="extra General-MIDI SoundFont for the built-in corpus (repeatable)")
@@ -147,6 +151,8 @@ def default_corpus(args: argparse.Namespace) -> None:
     except CorpusError as e:
         sys.exit(f"error: {e}")
     args.domain_a, args.domain_b = root / "piano", root / "guitar"
+    if args.b_twins is None:
+        args.b_twins = [root / "guitar-driven", root / "guitar-driven-clean"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
                       args.weights_root, args.cache_dir, args.compile,
                       time_limit=args.time_limit * 60 if args.time_limit is not None else None,
                       snapshot_every=args.snapshot_every, init_from=args.init_from, keep=args.keep,
-                      allow_data_change=args.allow_data_change)
+                      allow_data_change=args.allow_data_change,
+                      twins_b=tuple(args.b_twins) if args.b_twins else None)
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for every rank
     try:
         fit(build_config(args), opts)

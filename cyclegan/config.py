@@ -76,6 +76,9 @@ class TrainConfig:
     # knock a trained generator off course; a warm-up lets them learn its fakes first.
     d_warmup: int = 0
     pool_size: int = 50
+    # With twin folders (train.py --b-twins), the share of B inputs to the B->A generator that are
+    # twin inputs (driven guitars) cycled back to their targets (the clean twins), not to themselves.
+    twin_fraction: float = 0.5
     val_files: int = 50
     val_fraction: float = 0.08
     val_every: int = 500

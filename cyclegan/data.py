@@ -132,6 +132,41 @@ def load_domain(folder: Path, name: str, spec: SpecConfig, cfg: TrainConfig, cac
     return dom
 
 
+@dataclass
+class Twins:
+    """Extra B inputs whose cycle targets are other recordings: a driven guitar and its clean DI
+    twin (the same notes, the same recording draw), matched by file name."""
+    inputs: Path
+    targets: Path
+    pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    files: str = ""
+
+
+def load_twins(inputs: Path, targets: Path, spec: SpecConfig, cfg: TrainConfig, cache_dir: Path | None,
+               rank: int = 0, world: int = 1) -> Twins:
+    """The training share of the input folder (its validation split is left out, as for a domain),
+    each file paired with the same-named target; pairs are cut to the shorter of the two."""
+    files = list_audio(inputs)
+    missing = [p.name for p in files if not (Path(targets) / p.name).is_file()]
+    if missing:
+        raise DataError(f"{targets}: no twin for {len(missing)} file(s) of {inputs} "
+                        f"(e.g. {', '.join(missing[:3])}); each input needs a same-named target")
+    train_files = split(files, cfg)[0][rank::world]
+    tw = Twins(Path(inputs), Path(targets), files=files_digest(Path(inputs), files))
+    for p in tqdm(train_files, desc=f"twins {Path(inputs).name}", leave=False, disable=len(train_files) < 50):
+        try:
+            x, y = (spectrogram(q, spec, cache_dir) for q in (p, Path(targets) / p.name))
+        except audio.AudioError as e:
+            warnings.warn(f"skipping the twins {p.name}: {e}", stacklevel=2)
+            continue
+        n = min(x.shape[1], y.shape[1])
+        if n >= cfg.crop_frames and not _is_silent(x) and not _is_silent(y):
+            tw.pairs.append((x[:, :n], y[:, :n]))
+    if not tw.pairs:
+        raise DataError(f"{inputs}: no usable twin pair of at least {cfg.crop_frames} frames to train on")
+    return tw
+
+
 def _counts(skipped: dict[str, int]) -> str:
     return ", ".join(f"{n} {why}" for why, n in skipped.items())
 
@@ -151,3 +186,23 @@ class CropSampler:
             start = int(torch.randint(int(self.weights[i]), (), generator=self.rng))
             crops.append(torch.from_numpy(np.asarray(self.specs[i][:, start:start + self.crop], dtype=np.float32)))
         return torch.stack(crops)[:, None]
+
+
+class TwinSampler:
+    """Swaps a share of a B batch for twin pairs: (inputs, cycle targets), cropped alike."""
+
+    def __init__(self, twins: Twins, crop: int, fraction: float, seed: int):
+        self.pairs, self.crop, self.fraction = twins.pairs, crop, fraction
+        self.weights = torch.tensor([x.shape[1] - crop + 1 for x, _ in twins.pairs], dtype=torch.float64)
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def mix(self, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = b.clone(), b.clone()
+        for j in range(b.shape[0]):
+            if float(torch.rand((), generator=self.rng)) >= self.fraction:
+                continue
+            i = int(torch.multinomial(self.weights, 1, generator=self.rng))
+            start = int(torch.randint(int(self.weights[i]), (), generator=self.rng))
+            x, y = (torch.from_numpy(np.asarray(t[:, start:start + self.crop], dtype=np.float32)) for t in self.pairs[i])
+            inputs[j, 0], targets[j, 0] = x, y
+        return inputs, targets

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import audio, plots, store, weights
 from .config import Config
-from .data import CropSampler, Domain, load_domain
+from .data import CropSampler, Domain, TwinSampler, load_domain, load_twins
 from .metrics import relative_cycle_error
 from .runstate import (CHECKPOINT, Found, Interrupted, Probe, Run, RunError, RunOptions, StopSignals,  # noqa: F401
                        check_data, check_space, find_checkpoint, restore, save, saved_config)
@@ -160,8 +160,9 @@ def _loop(run: Run, log: RunLog | None, bar: tqdm) -> str:
         if signalled or late or model.step_count >= t.steps:
             return "signal" if signalled else "time" if late else "done"
         run.probe("draw", model)
-        a, b = (run.samplers[k].sample(t.batch_size).to(run.device) for k in "ab")
-        res = model.step(a, b)
+        a, b = (run.samplers[k].sample(t.batch_size) for k in "ab")
+        b_in, b = run.samplers["twin"].mix(b) if "twin" in run.samplers else (None, b)
+        res = model.step(a.to(run.device), b.to(run.device), None if b_in is None else b_in.to(run.device))
         bad = ", ".join(f"{k} {v}" for k, v in res.losses.items() if not math.isfinite(v))
         if bad:
             continue
@@ -184,6 +185,10 @@ def _start(run: Run) -> None:
                      for folder, name in ((opts.domain_a, cfg.name_a), (opts.domain_b, cfg.name_b)))
     run.samplers = {k: CropSampler(d.train, cfg.train.crop_frames, cfg.train.seed * 7919 + run.rank * 2 + i)
                     for i, (k, d) in enumerate(zip("ab", run.doms))}
+    if opts.twins_b:
+        run.twins = load_twins(*opts.twins_b, cfg.spec, cfg.train, opts.cache_dir, run.rank, run.world)
+        run.samplers["twin"] = TwinSampler(run.twins, cfg.train.crop_frames, cfg.train.twin_fraction,
+                                           cfg.train.seed * 7919 + 1000 + run.rank)
     if found:
         check_data(run, found)
         restore(run, found)

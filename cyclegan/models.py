@@ -220,11 +220,15 @@ class Generators(nn.Module):
         self.a2b = Generator(cfg.model, cfg.spec.n_freq)
         self.b2a = Generator(cfg.model, cfg.spec.n_freq)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, identity: bool = True) -> dict[str, torch.Tensor]:
+    def forward(self, a: torch.Tensor, b: torch.Tensor, identity: bool = True,
+                b_in: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """`b_in`: what the B->A generator translates when it differs from `b`, the cycle's target
+        (a driven guitar whose clean twin is `b`)."""
         n = a.shape[0]
+        b_in = b if b_in is None else b_in
         # batching real and identity inputs halves the number of (overhead-bound) calls on CPU
         ab = self.a2b(torch.cat([a, b]) if identity else a)
-        ba = self.b2a(torch.cat([b, a]) if identity else b)
+        ba = self.b2a(torch.cat([b_in, a]) if identity else b_in)
         out = {"fake_b": ab[:n], "fake_a": ba[:n]}
         if identity:
             out.update(idt_b=ab[n:], idt_a=ba[n:])

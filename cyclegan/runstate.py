@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from . import store, weights
 from .config import Config
-from .data import CropSampler, Domain
+from .data import CropSampler, Domain, Twins, TwinSampler
 from .training import CycleGAN
 
 CHECKPOINT = "checkpoint.safetensors"  # kept as checkpoint_0000500.safetensors and so on
@@ -51,6 +51,7 @@ class RunOptions:
     init_from: Path | None = None  # an exported model whose generators a new run starts from
     keep: int = 3  # newest checkpoints kept; an older one is the way back from a damaged newest
     allow_data_change: bool = False  # resume although the seed, split or data folders changed
+    twins_b: tuple[Path, Path] | None = None  # (inputs, targets): extra B->A inputs cycled to their twins
 
 
 @dataclass
@@ -66,7 +67,8 @@ class Run:
     signals: StopSignals
     model: CycleGAN | None = None
     doms: tuple[Domain, Domain] | None = None
-    samplers: dict[str, CropSampler] = field(default_factory=dict)
+    samplers: dict[str, CropSampler | TwinSampler] = field(default_factory=dict)
+    twins: Twins | None = None
     saved: tuple[int, Path] | None = None
     seconds_before: float = 0.0
     start: float = 0.0
@@ -160,14 +162,18 @@ def check_space(run: Run) -> None:
 
 def _data_record(run: Run) -> dict[str, Any]:
     doms = {k: {"folder": store.repo_relative(d.folder), "files": d.files} for k, d in zip("ab", run.doms)}
+    if run.twins:
+        doms["twin"] = {"folder": store.repo_relative(run.twins.inputs), "files": run.twins.files}
     return {**doms, **{k: getattr(run.cfg.train, k) for k in DATA_KEYS}}
 
 
 def _data_changes(found: Found, now: dict[str, Any]) -> list[str]:
     then = {**found.tree.get("run", {}).get("data", {}), **Config.from_dict(found.tree["config"]).train.__dict__}
     changes = [f"--{k.replace('_', '-')} {now[k]} (was {then[k]})" for k in DATA_KEYS if then[k] != now[k]]
-    for k in "ab":
-        if k not in then:  # a checkpoint from before data was recorded
+    if "a" in then and ("twin" in then) != ("twin" in now):
+        changes.append("twin inputs " + (f"added ({now['twin']['folder']})" if "twin" in now else "dropped"))
+    for k in ("a", "b", "twin"):
+        if k not in then or k not in now:  # a checkpoint from before data was recorded
             continue
         if then[k]["folder"] != now[k]["folder"]:
             changes.append(f"domain {k.upper()} {now[k]['folder']} (was {then[k]['folder']})")
@@ -193,7 +199,8 @@ def restore(run: Run, found: Found) -> None:
     ranks = tree.get("ranks") or [{"pools": tree["pools"], "rng": tree["rng"]}]  # older files: one rank
     rng = model.load_rank_state(ranks[run.rank % len(ranks)])
     for k, s in run.samplers.items():
-        s.rng.set_state(rng[f"sampler_{k}"])
+        if f"sampler_{k}" in rng:  # twins added by --allow-data-change start from their seed
+            s.rng.set_state(rng[f"sampler_{k}"])
     run.saved, run.seconds_before = (model.step_count, found.path), tree.get("run", {}).get("seconds", 0.0)
     run.signals.on_disk = run.standing()
     if run.world > 1:

@@ -129,27 +129,29 @@ class CycleGAN:
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
-    def step(self, a: torch.Tensor, b: torch.Tensor) -> StepResult:
+    def step(self, a: torch.Tensor, b: torch.Tensor, b_in: torch.Tensor | None = None) -> StepResult:
+        """`b_in`: the B->A generator's inputs where they are not `b` itself (see Generators)."""
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(self.step_count)
         if self.step_count < self.cfg.train.d_warmup:
             with torch.no_grad(), self._autocast():  # only the fakes: no cycle, no identity
-                out = {"fake_b": self.gens.a2b(a), "fake_a": self.gens.b2a(b)}
+                out = {"fake_b": self.gens.a2b(a), "fake_a": self.gens.b2a(b if b_in is None else b_in)}
             losses = dict.fromkeys(("g_adv", "cycle", "identity"), 0.0)
         else:
-            out, losses = self._generator_step(a, b)
+            out, losses = self._generator_step(a, b, b_in)
         self.probe("generator")
         losses["d"] = self._discriminator_step(a, b, out["fake_a"].detach(), out["fake_b"].detach())
         self.step_count += 1
         return StepResult(losses, {k: v.detach() for k, v in out.items()})
 
-    def _generator_step(self, a: torch.Tensor, b: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    def _generator_step(self, a: torch.Tensor, b: torch.Tensor,
+                        b_in: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         t = self.cfg.train
         identity = t.lambda_identity > 0
         self.discs.requires_grad_(False)  # the generator step must not move the discriminators
         with self._autocast():
-            out = self.g_train(a, b, identity)
+            out = self.g_train(a, b, identity, b_in)
             pred_a, pred_b = self.discs(out["fake_a"], out["fake_b"])
             adv = _lsgan(pred_a, 1.0) + _lsgan(pred_b, 1.0)
             cyc = (cycle_distance(out["rec_a"], a, t.cycle_loss, self.cfg.spec)
