@@ -22,6 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr  # noqa: E402
+from gradio.data_classes import FileData  # noqa: E402
 
 from cyclegan import weights  # noqa: E402
 from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows, scores_markdown  # noqa: E402
@@ -35,6 +36,17 @@ EXPORT_HINT = "python train.py --export piano_guitar"
 PHASES = [("Input phase (fast, keeps the attack)", "input"), ("Griffin-Lim (phase from magnitude)", "griffinlim")]
 TONE_CHOICES = [("Clean", "clean"), ("Driven (amp and cabinet)", "driven")]
 LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a worker for its whole run
+
+
+class WavPlayer(gr.Audio):
+    """An output player for the handlers' own 16-bit PCM wavs, served as written: gr.Audio would
+    start an ffprobe process per returned file to learn whether a browser can play it."""
+    is_template = True  # Gradio's own audio player on the page and in the API
+
+    def postprocess(self, value: str | Path | None) -> FileData | None:
+        if isinstance(value, (str, Path)) and Path(value).suffix == ".wav" and Path(value).is_file():
+            return FileData(path=str(value), orig_name=Path(value).name)
+        return super().postprocess(value)
 
 
 def _tone_radio(app: App, elem_id: str) -> gr.Radio:
@@ -62,9 +74,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     # and this keeps the three spectrograms side by side at the same height.
     with gr.Row(equal_height=True):
         inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input", elem_id="input-audio")
-        out_t = gr.Audio(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
-        out_r = gr.Audio(type="filepath", label="Reconstructed (translated back)", interactive=False,
-                         elem_id="reconstructed-audio")
+        out_t = WavPlayer(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
+        out_r = WavPlayer(type="filepath", label="Reconstructed (translated back)", interactive=False,
+                          elem_id="reconstructed-audio")
     with gr.Row():
         images = [gr.Image(type="filepath", format="png", label=f"{name} spectrogram", interactive=False,
                            show_label=False, elem_id=f"{name.lower()}-spectrogram")

@@ -145,8 +145,9 @@ class App:
         if trained is not None:
             curves[f"{d.target}, training average"] = trained
         hz = np.arange(spec.n_freq) * spec.sample_rate / spec.n_fft
-        frame = pd.DataFrame([{"frequency (Hz)": float(f), "level (dB)": float(v), "curve": name}
-                              for name, c in curves.items() for f, v in zip(hz, plots.to_db(c, spec))])
+        frame = pd.DataFrame({"frequency (Hz)": np.tile(hz, len(curves)),
+                              "level (dB)": np.concatenate([plots.to_db(c, spec) for c in curves.values()]),
+                              "curve": np.repeat(list(curves), len(hz))})
         return str(diff), frame
 
 
