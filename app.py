@@ -119,7 +119,7 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     ran.failure(*clear, queue=False, api_visibility="private")
 
 
-def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
+def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY) -> None:
     gr.Markdown("**A near-live preview, not a guitar pedal.** Play into the microphone and hear the translation "
                 "about a second later: the model waits for a quarter of a second of what follows each moment, "
                 "and the audio travels to the server and back. Use headphones, or the speaker feeds the microphone.")
@@ -135,17 +135,18 @@ def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
         out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Translation (live)",
                        elem_id="live-output")
     status = gr.Markdown(elem_id="live-status")
-    live = Live(app, LIVE_EVERY, LIVE_SECONDS)
+    live = Live(app, every, LIVE_SECONDS)
     hidden = {"api_visibility": "private", "show_progress": "hidden"}
     mic.start_recording(live.start, None, None, queue=False, **hidden).then(
         live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
-    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS,
+    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=every, time_limit=LIVE_SECONDS,
                concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
     mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
 
-def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
-    """The Blocks app, not launched: tests use it in-process and main() serves it."""
+def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT, live_every: float = LIVE_EVERY) -> gr.Blocks:
+    """The Blocks app, not launched: tests use it in-process and main() serves it. live_every: seconds of
+    microphone audio per live step."""
     app = App.load(Path(weights_root))
     choices = [(d.label, d.value) for d in app.directions.values()]
     with gr.Blocks(title="Timbre: piano ↔ guitar", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
@@ -159,7 +160,7 @@ def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
         with gr.Tab("Translate a clip"):
             translate_tab(app, choices)
         with gr.Tab("Live"):
-            live_tab(app, choices)
+            live_tab(app, choices, live_every)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return demo
 
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     ap.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
+    ap.add_argument("--live-every", type=float, default=LIVE_EVERY,
+                    help=f"seconds of microphone audio the Live tab sends and translates per step (default: {LIVE_EVERY})")
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # SIGTERM (a container or a test stopping us) closes the server like Ctrl-C, so atexit cleans up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    demo = build_demo(args.weights)
+    demo = build_demo(args.weights, args.live_every)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)],
                 max_file_size="100mb", ssr_mode=False, share=args.share)
     return 0
