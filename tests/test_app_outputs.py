@@ -50,3 +50,45 @@ def test_column_change_is_the_mean_difference_per_pixel(frames: int, block: int)
     got = plots.column_change_db(after, before, spec, 480, block=block)
     assert got.shape == (spec.n_freq, min(480, frames))
     np.testing.assert_allclose(got, _reference_change(after, before, spec, 480), atol=1e-4)
+
+
+def test_live_step_is_set_by_the_flag(tiny_weights: Path) -> None:
+    demo = app_module.build_demo(tiny_weights, live_every=0.5)
+    streams = [fn for fn in demo.fns.values() if fn.stream_every is not None and fn.name == "chunk"]
+    assert [fn.stream_every for fn in streams] == [0.5]
+    assert streams[0].fn.__self__.step == 0.5  # the model's step follows the microphone's
+
+
+# --- the live bench's analysis (bench/live_latency.py), on signals with known answers ------
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import live_latency
+
+    return live_latency
+
+
+def test_live_bench_finds_each_note_and_its_delay() -> None:
+    bench = _bench()
+    rate = 8_000
+    wave, starts = bench.test_signal(12.0, rate)
+    assert len(starts) >= 8 and len(set(np.round(np.diff(starts), 2))) > 3  # irregular: no period to alias to
+    times = np.arange(len(wave) // bench.BLOCK) * bench.BLOCK / rate
+    rms = np.sqrt((wave[:len(times) * bench.BLOCK].reshape(-1, bench.BLOCK) ** 2).mean(1))
+    sent = bench.onsets(times, rms)
+    assert np.abs(sent - starts).max() < 2 * bench.BLOCK / rate
+    drift = np.linspace(1.2, 2.1, len(starts))  # a player that stalls now and then: the delay grows
+    heard = np.sort(np.append(starts + drift, starts[0] + 0.05))  # plus an early blip that is no note
+    np.testing.assert_allclose(bench.match(starts, heard), drift)
+    assert np.isnan(bench.match(starts, heard[:-2])[-2:]).all()  # notes never heard back
+
+
+def test_live_bench_finds_the_segment_of_each_note() -> None:
+    bench = _bench()
+    clock = np.arange(0, 5, 0.01)  # audio clock (s); perf clock is 1000 s later, in ms
+    position = np.clip(clock - 2.0, -1, None)  # the player runs 2 s behind
+    blocks = np.stack([clock, (clock + 1000) * 1000, clock * 0, clock * 0, position], 1)
+    segments = [(0.5, 1_002_600.0), (0.5, 1_003_100.0), (0.5, None)]  # (duration, arrived at ms)
+    got = bench.arrivals(blocks, np.array([0.2, 0.7, 1.2]), np.array([2.0, 2.0, 2.0]), segments)
+    np.testing.assert_allclose(got[:2], [2.4, 2.4], atol=0.02)  # segment 0 for 0.2 s, segment 1 for 0.7 s
+    assert np.isnan(got[2])  # its segment never arrived
