@@ -253,7 +253,9 @@ class Live:
             out = ch.stream.feed(data)
         except audio.AudioError:  # a malformed chunk: skip it, keep the stream
             return gr.update()
-        if out.size and not ch.out.full():
+        if not out.size:  # the page re-renders what it is sent: only when the model has run
+            return gr.update()
+        if not ch.out.full():
             ch.out.put(out)
         return ch.stream.status()
 

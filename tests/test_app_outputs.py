@@ -92,3 +92,22 @@ def test_live_bench_finds_the_segment_of_each_note() -> None:
     got = bench.arrivals(blocks, np.array([0.2, 0.7, 1.2]), np.array([2.0, 2.0, 2.0]), segments)
     np.testing.assert_allclose(got[:2], [2.4, 2.4], atol=0.02)  # segment 0 for 0.2 s, segment 1 for 0.7 s
     assert np.isnan(got[2])  # its segment never arrived
+
+
+def test_live_status_is_sent_only_when_the_model_ran(tiny_weights: Path) -> None:
+    from types import SimpleNamespace
+
+    from cyclegan import handlers
+    from test_handlers import tone
+
+    live = handlers.Live(handlers.App.load(tiny_weights), 0.25, 10)
+    request = SimpleNamespace(session_hash="s")
+    wave = (tone(3.0, 48_000) * 32767).astype(np.int16)
+    replies = [live.chunk((48_000, wave[i:i + 4800]), "piano2guitar", "clean", request)
+               for i in range(0, len(wave), 4800)]  # Gradio's 0.1 s slices
+    ran = [isinstance(r, str) for r in replies]
+    assert 8 <= sum(ran) <= 12 and not any(ran[:3])  # about one model step per 0.25 s, none before the look-ahead
+    assert all(r.startswith("Delay in the model") for r in replies if isinstance(r, str))
+    assert all(r == {"__type__": "update"} for r in replies if not isinstance(r, str))
+    played = live.channels["s"].out
+    assert played.qsize() == sum(ran)  # each step's translation went to the player
