@@ -38,15 +38,20 @@ TONE_CHOICES = [("Clean", "clean"), ("Driven (amp and cabinet)", "driven")]
 LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a worker for its whole run
 
 
-class WavPlayer(gr.Audio):
+def wav_player(**kwargs) -> gr.Audio:
     """An output player for the handlers' own 16-bit PCM wavs, served as written: gr.Audio would
-    start an ffprobe process per returned file to learn whether a browser can play it."""
-    is_template = True  # Gradio's own audio player on the page and in the API
+    start an ffprobe process per returned file to learn whether a browser can play it. (Not a
+    subclass: Gradio writes a .pyi stub beside the module of every Component subclass.)"""
+    player = gr.Audio(**kwargs)
+    checked = player.postprocess
 
-    def postprocess(self, value: str | Path | None) -> FileData | None:
+    def postprocess(value: str | Path | None) -> FileData | None:
         if isinstance(value, (str, Path)) and Path(value).suffix == ".wav" and Path(value).is_file():
             return FileData(path=str(value), orig_name=Path(value).name)
-        return super().postprocess(value)
+        return checked(value)
+
+    player.postprocess = postprocess
+    return player
 
 
 def _tone_radio(app: App, elem_id: str) -> gr.Radio:
@@ -74,9 +79,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     # and this keeps the three spectrograms side by side at the same height.
     with gr.Row(equal_height=True):
         inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input", elem_id="input-audio")
-        out_t = WavPlayer(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
-        out_r = WavPlayer(type="filepath", label="Reconstructed (translated back)", interactive=False,
-                          elem_id="reconstructed-audio")
+        out_t = wav_player(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
+        out_r = wav_player(type="filepath", label="Reconstructed (translated back)", interactive=False,
+                           elem_id="reconstructed-audio")
     with gr.Row():
         images = [gr.Image(type="filepath", format="png", label=f"{name} spectrogram", interactive=False,
                            show_label=False, elem_id=f"{name.lower()}-spectrogram")

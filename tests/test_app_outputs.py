@@ -24,8 +24,7 @@ def test_wav_player_serves_our_wavs_without_probing(tmp_path: Path, monkeypatch:
 
     wav = tmp_path / "clip_piano2guitar.wav"
     sf.write(str(wav), np.zeros(2500, np.float32), 25_000, subtype="PCM_16")
-    player = app_module.WavPlayer(type="filepath", interactive=False)
-    assert player.get_block_name() == "audio"  # the page's own audio player
+    player = app_module.wav_player(type="filepath", interactive=False)
     probed: list[str] = []
     monkeypatch.setattr(processing_utils, "audio_is_playable", lambda p: probed.append(p) or True)
     served = player.postprocess(str(wav))
