@@ -22,7 +22,7 @@ import pandas as pd
 import soundfile as sf
 
 from . import audio, plots, weights
-from .stream import LiveStream
+from .stream import LiveStream, reach
 from .tone import TONES, has_tones
 from .translate import MIN_SECONDS, Translation, Translator
 
@@ -231,6 +231,8 @@ class Live:
     def __init__(self, app: App, step_seconds: float, max_seconds: float):
         self.app, self.step, self.max_seconds = app, step_seconds, max_seconds
         self.channels: dict[str, Channel] = {}
+        for d in app.directions.values():  # probe each generator's reach now, not in a visitor's first chunk:
+            reach(app.translators[d.model_dir], d.reverse)  # the player never wins back a late start
 
     def start(self, request: gr.Request) -> None:
         self.channels[request.session_hash] = Channel()

@@ -93,13 +93,15 @@ def test_live_bench_finds_the_segment_of_each_note() -> None:
     assert np.isnan(got[2])  # its segment never arrived
 
 
-def test_live_status_is_sent_only_when_the_model_ran(tiny_weights: Path) -> None:
+def test_live_probes_at_start_and_sends_status_only_when_the_model_ran(tiny_weights: Path) -> None:
     from types import SimpleNamespace
 
     from cyclegan import handlers
     from test_handlers import tone
 
+    handlers.reach.cache_clear()
     live = handlers.Live(handlers.App.load(tiny_weights), 0.25, 10)
+    assert handlers.reach.cache_info().misses == 2  # both generators probed at start-up
     request = SimpleNamespace(session_hash="s")
     wave = (tone(3.0, 48_000) * 32767).astype(np.int16)
     replies = [live.chunk((48_000, wave[i:i + 4800]), "piano2guitar", "clean", request)
@@ -110,3 +112,4 @@ def test_live_status_is_sent_only_when_the_model_ran(tiny_weights: Path) -> None
     assert all(r == {"__type__": "update"} for r in replies if not isinstance(r, str))
     played = live.channels["s"].out
     assert played.qsize() == sum(ran)  # each step's translation went to the player
+    assert handlers.reach.cache_info().misses == 2  # not again in the visitor's first chunk
