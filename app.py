@@ -1,6 +1,6 @@
 """Gradio app: translate a recording between piano and electric guitar timbre, or play live.
 
-    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share] [--live-every 0.25]
 
 A thin layout over `cyclegan.handlers` (which uses the Translator, the streaming translator and plots); all
 signal processing lives in the package. The `translate` API endpoint takes (audio file,
@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     ap.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
     ap.add_argument("--live-every", type=float, default=LIVE_EVERY,
-                    help=f"seconds of microphone audio the Live tab sends and translates per step (default: {LIVE_EVERY})")
+                    help=f"the Live tab's step in seconds: its stream_every, and the new audio each model run "
+                         f"waits for (default: {LIVE_EVERY})")
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
