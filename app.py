@@ -1,6 +1,6 @@
 """Gradio app: translate a recording between piano and electric guitar timbre, or play live.
 
-    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share] [--live-every 0.25]
 
 A thin layout over `cyclegan.handlers` (which uses the Translator, the streaming translator and plots); all
 signal processing lives in the package. The `translate` API endpoint takes (audio file,
@@ -22,6 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gradio as gr  # noqa: E402
+from gradio.data_classes import FileData  # noqa: E402
 
 from cyclegan import weights  # noqa: E402
 from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows, scores_markdown  # noqa: E402
@@ -35,6 +36,22 @@ EXPORT_HINT = "python train.py --export piano_guitar"
 PHASES = [("Input phase (fast, keeps the attack)", "input"), ("Griffin-Lim (phase from magnitude)", "griffinlim")]
 TONE_CHOICES = [("Clean", "clean"), ("Driven (amp and cabinet)", "driven")]
 LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a worker for its whole run
+
+
+def wav_player(**kwargs) -> gr.Audio:
+    """An output player for the handlers' own 16-bit PCM wavs, served as written: gr.Audio would
+    start an ffprobe process per returned file to learn whether a browser can play it. (Not a
+    subclass: Gradio writes a .pyi stub beside the module of every Component subclass.)"""
+    player = gr.Audio(**kwargs)
+    checked = player.postprocess
+
+    def postprocess(value: str | Path | None) -> FileData | None:
+        if isinstance(value, (str, Path)) and Path(value).suffix == ".wav" and Path(value).is_file():
+            return FileData(path=str(value), orig_name=Path(value).name)
+        return checked(value)
+
+    player.postprocess = postprocess
+    return player
 
 
 def _tone_radio(app: App, elem_id: str) -> gr.Radio:
@@ -62,9 +79,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     # and this keeps the three spectrograms side by side at the same height.
     with gr.Row(equal_height=True):
         inp = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input", elem_id="input-audio")
-        out_t = gr.Audio(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
-        out_r = gr.Audio(type="filepath", label="Reconstructed (translated back)", interactive=False,
-                         elem_id="reconstructed-audio")
+        out_t = wav_player(type="filepath", label="Translated", interactive=False, elem_id="translated-audio")
+        out_r = wav_player(type="filepath", label="Reconstructed (translated back)", interactive=False,
+                           elem_id="reconstructed-audio")
     with gr.Row():
         images = [gr.Image(type="filepath", format="png", label=f"{name} spectrogram", interactive=False,
                            show_label=False, elem_id=f"{name.lower()}-spectrogram")
@@ -107,7 +124,7 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     ran.failure(*clear, queue=False, api_visibility="private")
 
 
-def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
+def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY) -> None:
     gr.Markdown("**A near-live preview, not a guitar pedal.** Play into the microphone and hear the translation "
                 "about a second later: the model waits for a quarter of a second of what follows each moment, "
                 "and the audio travels to the server and back. Use headphones, or the speaker feeds the microphone.")
@@ -123,17 +140,18 @@ def live_tab(app: App, choices: list[tuple[str, str]]) -> None:
         out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Translation (live)",
                        elem_id="live-output")
     status = gr.Markdown(elem_id="live-status")
-    live = Live(app, LIVE_EVERY, LIVE_SECONDS)
+    live = Live(app, every, LIVE_SECONDS)
     hidden = {"api_visibility": "private", "show_progress": "hidden"}
     mic.start_recording(live.start, None, None, queue=False, **hidden).then(
         live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
-    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS,
+    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=every, time_limit=LIVE_SECONDS,
                concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
     mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
 
-def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
-    """The Blocks app, not launched: tests use it in-process and main() serves it."""
+def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT, live_every: float = LIVE_EVERY) -> gr.Blocks:
+    """The Blocks app, not launched: tests use it in-process and main() serves it. live_every: seconds of
+    microphone audio per live step."""
     app = App.load(Path(weights_root))
     choices = [(d.label, d.value) for d in app.directions.values()]
     with gr.Blocks(title="Timbre: piano ↔ guitar", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
@@ -147,7 +165,7 @@ def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT) -> gr.Blocks:
         with gr.Tab("Translate a clip"):
             translate_tab(app, choices)
         with gr.Tab("Live"):
-            live_tab(app, choices)
+            live_tab(app, choices, live_every)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return demo
 
@@ -158,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     ap.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
+    ap.add_argument("--live-every", type=float, default=LIVE_EVERY,
+                    help=f"the Live tab's step in seconds: its stream_every, and the new audio each model run "
+                         f"waits for (default: {LIVE_EVERY})")
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
@@ -165,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # SIGTERM (a container or a test stopping us) closes the server like Ctrl-C, so atexit cleans up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    demo = build_demo(args.weights)
+    demo = build_demo(args.weights, args.live_every)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)],
                 max_file_size="100mb", ssr_mode=False, share=args.share)
     return 0

@@ -43,12 +43,13 @@ def clip(seconds: float, sr: int, channels: int) -> np.ndarray:
     return np.repeat(wave[:, None], channels, 1) if channels > 1 else wave
 
 
-def serve(weights_root: Path) -> tuple[subprocess.Popen, str]:
+def serve(weights_root: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """app.py on a free local port (`extra`: more of its flags), once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--weights", str(weights_root), "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--weights", str(weights_root), "--port", str(port),
+                             *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

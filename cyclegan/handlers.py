@@ -22,7 +22,7 @@ import pandas as pd
 import soundfile as sf
 
 from . import audio, plots, weights
-from .stream import LiveStream
+from .stream import LiveStream, reach
 from .tone import TONES, has_tones
 from .translate import MIN_SECONDS, Translation, Translator
 
@@ -145,8 +145,9 @@ class App:
         if trained is not None:
             curves[f"{d.target}, training average"] = trained
         hz = np.arange(spec.n_freq) * spec.sample_rate / spec.n_fft
-        frame = pd.DataFrame([{"frequency (Hz)": float(f), "level (dB)": float(v), "curve": name}
-                              for name, c in curves.items() for f, v in zip(hz, plots.to_db(c, spec))])
+        frame = pd.DataFrame({"frequency (Hz)": np.tile(hz, len(curves)),
+                              "level (dB)": np.concatenate([plots.to_db(c, spec) for c in curves.values()]),
+                              "curve": np.repeat(list(curves), len(hz))})
         return str(diff), frame
 
 
@@ -230,6 +231,8 @@ class Live:
     def __init__(self, app: App, step_seconds: float, max_seconds: float):
         self.app, self.step, self.max_seconds = app, step_seconds, max_seconds
         self.channels: dict[str, Channel] = {}
+        for d in app.directions.values():  # probe each generator's reach now, not in a visitor's first chunk:
+            reach(app.translators[d.model_dir], d.reverse)  # the player never wins back a late start
 
     def start(self, request: gr.Request) -> None:
         self.channels[request.session_hash] = Channel()
@@ -252,7 +255,9 @@ class Live:
             out = ch.stream.feed(data)
         except audio.AudioError:  # a malformed chunk: skip it, keep the stream
             return gr.update()
-        if out.size and not ch.out.full():
+        if not out.size:  # the page re-renders what it is sent: only when the model has run
+            return gr.update()
+        if not ch.out.full():
             ch.out.put(out)
         return ch.stream.status()
 

@@ -167,18 +167,31 @@ def spectrogram_pngs(panels: dict[str, Panel], spec: SpecConfig, out: Path) -> d
                         Path(out) / f"{k}.png") for k in panels}
 
 
+def column_change_db(after: np.ndarray, before: np.ndarray, spec: SpecConfig, cols: int,
+                     block: int = 4096) -> np.ndarray:
+    """(n_freq, min(cols, frames)): the dB change after - before, averaged over each of `cols`
+    equal column groups; `block` frames at a time, so no full-size dB copy of a long clip."""
+    frames = after.shape[1]
+    starts = np.linspace(0, frames, min(cols, frames), endpoint=False).astype(int)
+    bounds = np.append(starts, frames)
+    out = np.empty((after.shape[0], len(starts)), np.float32)
+    j = 0
+    while j < len(starts):  # whole groups per block: a group never straddles two blocks
+        k = max(j + 1, int(np.searchsorted(bounds, bounds[j] + block, side="right")) - 1)
+        a, b = bounds[j], bounds[k]
+        change = to_db(after[:, a:b], spec) - to_db(before[:, a:b], spec)
+        out[:, j:k] = np.add.reduceat(change, starts[j:k] - a, axis=1) / np.diff(bounds[j:k + 1])
+        j = k
+    return out
+
+
 def difference_png(after: np.ndarray, before: np.ndarray, spec: SpecConfig, path: Path, title: str,
                    span_db: float = 30.0) -> Path:
     """The dB change per time-frequency cell (after - before), averaged over each pixel, on a
     diverging colormap centred on 0 (dark there, so it sits on either page theme): warm where the
     translation added energy, blue where it took some."""
-    cols = PLOT_SIZE[0]
-    frames = after.shape[1]
-    change = np.zeros((after.shape[0], min(cols, frames)), np.float32)
-    edges = np.linspace(0, frames, len(change[0]) + 1).astype(int)
-    for j, (a, b) in enumerate(zip(edges[:-1], edges[1:])):  # a pixel's frames at a time: no full-size dB copies
-        change[:, j] = (to_db(after[:, a:b], spec) - to_db(before[:, a:b], spec)).mean(1)
-    seconds = frames * spec.hop_length / spec.sample_rate
+    change = column_change_db(after, before, spec, PLOT_SIZE[0])
+    seconds = after.shape[1] * spec.hop_length / spec.sample_rate
     picture = image(pool(change, PLOT_SIZE[::-1], mean=True), (-span_db, span_db), "berlin", title, seconds,
                     spec.sample_rate / 2, unit="ΔdB")
     return save_png(picture, path)
