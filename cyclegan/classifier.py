@@ -4,8 +4,9 @@
     (the recipe and its leave-one-family-out validation: cyclegan/judge_recipe.py)
 
 A small CNN over ~1 s log-mel windows; a clip's label comes from the mean of its windows' logits.
-Every window is peak-normalised and mean-removed in dB, so the level never matters, and training
-adds random EQ curves and noise floors so that it keys on the instrument rather than the mix.
+Every window is floored 80 dB below its peak and has each mel band's mean removed, so neither the
+level nor a fixed EQ matters, and training adds random EQ curves and noise floors so that it keys
+on the instrument rather than the mix.
 The CLI renders its own corpus (another seed than the CycleGAN's), trains on 75 % of it and
 reports the accuracy on the held-out 25 %. Stored as safetensors + JSON: nothing pickled.
 """
