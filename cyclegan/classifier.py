@@ -1,16 +1,17 @@
 """An independent instrument classifier, to judge translations (not the CycleGAN's discriminator).
 
     python -m cyclegan.classifier --out weights/instrument_classifier [--data data/classifier-corpus]
+    (the recipe and its leave-one-family-out validation: cyclegan/judge_recipe.py)
 
 A small CNN over ~1 s log-mel windows; a clip's label comes from the mean of its windows' logits.
-Every window is peak-normalised and mean-removed in dB, so the level never matters, and training
-adds random EQ curves and noise floors so that it keys on the instrument rather than the mix.
+Every window is floored 80 dB below its peak and has each mel band's mean removed, so neither the
+level nor a fixed EQ matters, and training adds random EQ curves and noise floors so that it keys
+on the instrument rather than the mix.
 The CLI renders its own corpus (another seed than the CycleGAN's), trains on 75 % of it and
 reports the accuracy on the held-out 25 %. Stored as safetensors + JSON: nothing pickled.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -43,6 +44,9 @@ class ClassifierConfig:
     floor_db: float = 80.0  # everything further below a window's peak is clipped
     window_frames: int = 128  # ~1.3 s of audio per window
     width: int = 16  # channels of the first conv layer (doubling twice)
+    # subtract each mel band's mean over the window: a microphone's EQ or a sample set's colour
+    # is a constant per band, so the decision rests on how each band moves (attack, decay, vibrato)
+    band_norm: bool = True
     steps: int = 600
     batch_size: int = 32
     lr: float = 3e-3
@@ -60,13 +64,13 @@ class Net(nn.Module):
             if i < 3:
                 layers.append(nn.MaxPool2d(2))
         self.features, self.head = nn.Sequential(*layers), nn.Linear(2 * ch[-1], n_classes)
-        self.floor_db = cfg.floor_db
+        self.floor_db, self.band_norm = cfg.floor_db, cfg.band_norm
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, n_mels, frames) log-mel in dB -> (batch, 2 * channels) pooled features."""
         peak = x.amax(dim=(-1, -2), keepdim=True)
         x = torch.maximum(x, peak - self.floor_db)
-        x = (x - x.mean(dim=(-1, -2), keepdim=True)) / 20  # level-free, roughly unit scale
+        x = (x - x.mean(dim=(-1,) if self.band_norm else (-1, -2), keepdim=True)) / 20  # level-free, ~unit scale
         h = self.features(x[:, None])
         return torch.cat([h.mean((-1, -2)), h.amax((-1, -2))], 1)
 
@@ -175,7 +179,7 @@ def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return x + float(rng.uniform(0, 1.5)) * torch.randn(x.shape)
 
 
-def _recorded(wave: np.ndarray, sr: int, seed: int) -> np.ndarray:
+def recorded_copy(wave: np.ndarray, sr: int, seed: int) -> np.ndarray:
     """A copy of a clip re-recorded under a random laptop-like draw (room, small mic, codec)."""
     from .conditions import draw, record
 
@@ -183,25 +187,15 @@ def _recorded(wave: np.ndarray, sr: int, seed: int) -> np.ndarray:
     return record(wave, draw(rng, "laptop"), sr, rng)
 
 
-def train_classifier(folders: dict[str, list[Path]], cfg: ClassifierConfig | None = None,
-                     progress: bool = True, recorded: bool = False) -> Classifier:
-    """Train on {class name: audio files} (with `recorded`, each also re-recorded under a random
-    laptop-like draw); random windows of random files, Adam, one-cycle LR."""
-    cfg = cfg or ClassifierConfig()
-    classes = list(folders)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    clf = Classifier(cfg, classes)
-    specs, labels = [], []
-    for k, c in enumerate(classes):
-        for i, p in enumerate(tqdm(folders[c], desc=f"log-mel {c}", leave=False, disable=not progress)):
-            wave = audio.load(p, cfg.sample_rate)
-            for w in [wave, _recorded(wave, cfg.sample_rate, cfg.seed * 100_003 + 7 * i + k)][: 1 + recorded]:
-                specs.append(clf.frontend(w, cfg.sample_rate))
-                labels.append(k)
+def fit(clf: Classifier, specs: list[torch.Tensor], labels: list[int], progress: bool = True) -> Classifier:
+    """Train `clf.net` on log-mels of clips and their class indices: random windows of random clips
+    (classes balanced), augmented, Adam with a one-cycle LR."""
+    cfg = clf.cfg
     if len(set(labels)) < 2:
         raise ValueError("need audio files of at least two classes")
-    weights = 1.0 / np.bincount(labels)[labels]  # balanced classes
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    weights = 1.0 / np.bincount(labels)[labels]
     net, T, start = clf.net.train(), cfg.window_frames, time.perf_counter()
     opt = torch.optim.Adam(net.parameters(), cfg.lr / 25)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps)
@@ -220,70 +214,30 @@ def train_classifier(folders: dict[str, list[Path]], cfg: ClassifierConfig | Non
         bar.set_postfix(loss=f"{loss.item():.3f}")
     clf.net.eval()
     clf.info["train_seconds"] = round(time.perf_counter() - start, 1)
+    return clf
+
+
+def train_classifier(folders: dict[str, list[Path]], cfg: ClassifierConfig | None = None,
+                     progress: bool = True, recorded: bool = False) -> Classifier:
+    """Train on {class name: audio files} (with `recorded`, each also re-recorded under a random
+    laptop-like draw); random windows of random files, Adam, one-cycle LR."""
+    cfg = cfg or ClassifierConfig()
+    classes = list(folders)
+    torch.manual_seed(cfg.seed)
+    clf = Classifier(cfg, classes)
+    specs, labels = [], []
+    for k, c in enumerate(classes):
+        for i, p in enumerate(tqdm(folders[c], desc=f"log-mel {c}", leave=False, disable=not progress)):
+            wave = audio.load(p, cfg.sample_rate)
+            for w in [wave, recorded_copy(wave, cfg.sample_rate, cfg.seed * 100_003 + 7 * i + k)][: 1 + recorded]:
+                specs.append(clf.frontend(w, cfg.sample_rate))
+                labels.append(k)
+    fit(clf, specs, labels, progress)
     clf.info["train_files"] = {c: len(folders[c]) for c in classes}
     return clf
 
 
-def _class_files(root: Path, classes: list[str]) -> dict[str, list[Path]]:
-    from .layout import domain_files
-
-    return {c: domain_files(root, c) for c in classes}
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .corpus import HELD_OUT_FAMILY, ensure_corpus, installed_soundfonts
-    from .layout import EVAL_SETS
-    from .data import hold_out
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_DIR)
-    ap.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "classifier-corpus",
-                    help="corpus folder with one sub-folder per class (rendered here if missing)")
-    ap.add_argument("--classes", nargs="+", default=["piano", "guitar"])
-    ap.add_argument("--minutes", type=float, default=30.0, help="minutes per class to render")
-    ap.add_argument("--seed", type=int, default=1234, help="corpus seed (the CycleGAN's corpus uses 0)")
-    ap.add_argument("--held-out", type=float, default=0.25)
-    ap.add_argument("--steps", type=int, default=ClassifierConfig.steps)
-    ap.add_argument("--no-render", action="store_true", help="use --data as it is")
-    ap.add_argument("--no-recorded", action="store_true", help="train without the re-recorded copies")
-    ap.add_argument("--check", type=Path, action="append", default=[REPO_ROOT / "data" / "corpus" / "paired"],
-                    help="extra folders with one sub-folder per class to report accuracy on")
-    a = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    if not a.no_render:
-        ensure_corpus(a.data, a.minutes, installed_soundfonts(), seed=a.seed)
-    train, held = {}, {}
-    for c, files in _class_files(a.data, a.classes).items():
-        train[c], held[c] = hold_out(files, a.held_out, seed=0)
-    clf = train_classifier(train, ClassifierConfig(steps=a.steps), recorded=not a.no_recorded)
-    clf.info["held_out_accuracy"] = clf.accuracy(held, "held-out")
-    clf.info["held_out_files"] = {c: len(v) for c, v in held.items()}
-    # the family no model trains on, plain and under held-out recording conditions: a judge
-    # that only knows its training families would make the transfer figures meaningless
-    family = {name: clf.accuracy(_class_files(a.data / name, a.classes), name)
-              for name in EVAL_SETS if all((a.data / name / c).is_dir() for c in a.classes)}
-    clf.info["held_out_family"] = HELD_OUT_FAMILY if family else None
-    clf.info["held_out_family_accuracy"] = family
-    manifest = a.data / "manifest.json"
-    clf.info["training_data"] = {
-        "corpus": repo_relative(a.data),
-        "settings": json.loads(manifest.read_text())["settings"] if manifest.is_file() else None,
-        "split": f"{1 - a.held_out:.0%} train / {a.held_out:.0%} held out per class (seeded shuffle, seed 0), "
-                 f"training families only (never {HELD_OUT_FAMILY})",
-        "note": "real (untranslated) renderings under recorded conditions; none of it is the CycleGAN's corpus"}
-    checks = {}
-    for folder in [a.data / "paired", *a.check]:
-        if all((folder / c).is_dir() for c in a.classes):
-            checks[repo_relative(folder)] = clf.accuracy(_class_files(folder, a.classes), str(folder))
-    clf.info["other_accuracy"] = checks
-    clf.save(a.out)
-    print(f"held-out accuracy {clf.info['held_out_accuracy']:.4f} on "
-          f"{sum(clf.info['held_out_files'].values())} clips; trained in {clf.info['train_seconds']} s")
-    for k, v in {**family, **checks}.items():
-        print(f"accuracy on {k}: {v:.4f}")
-    print(f"saved {a.out}")
-    return 0
-
-
 if __name__ == "__main__":
+    from .judge_recipe import main
+
     sys.exit(main())
