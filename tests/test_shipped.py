@@ -27,7 +27,7 @@ def test_shipped_model_card_gives_the_rebuild_commands_and_its_evaluated_scores(
         assert command in card
     assert len(card.splitlines()) <= 120
     result = json.loads((SHIPPED / "evaluation.json").read_text())
-    assert set(result["directions"]) == {"piano2guitar", "guitar2piano"}
+    assert {"piano2guitar", "guitar2piano"} <= set(result["directions"])  # and piano2guitar_driven with --tone driven
     for key, label in (("piano2guitar", "piano→guitar"), ("guitar2piano", "guitar→piano")):
         m = result["directions"][key]["model"]
         ci = result["transfer_interval"][key]
