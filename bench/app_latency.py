@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan import audio, weights  # noqa: E402
+from cyclegan.handlers import TRANSLATOR  # noqa: E402
 from cyclegan.stream import StreamingTranslator  # noqa: E402
 from cyclegan.translate import Translator  # noqa: E402
 
@@ -139,7 +140,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)  # as app.py runs each request (OMP_NUM_THREADS=1)
     found = weights.directions(args.weights)
-    tr = {m: Translator(m, device="cpu") for m in {d.model_dir for d in found}}
+    tr = {m: Translator(m, device="cpu", **TRANSLATOR) for m in {d.model_dir for d in found}}  # as the app runs it
     tmp = Path(tempfile.mkdtemp(prefix="app-bench-"))
     ten, five, long = tmp / "ten.wav", tmp / "five.wav", tmp / "ten_minutes.flac"
     sf.write(ten, clip(10.0, 44_100, 2), 44_100, subtype="PCM_16")

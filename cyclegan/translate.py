@@ -5,13 +5,16 @@
 from __future__ import annotations
 
 import argparse
+import contextvars
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -61,12 +64,15 @@ class Translator:
     reaches only ~40 frames, so the kept middles join exactly and memory does not grow with
     the clip (beyond the audio, and the spectrograms when they are asked for).
 
+    workers > 1 translates that many segments at a time on threads (the app: a short clip cut in
+    two uses both cores); the result equals the one-by-one translation to float rounding.
+
     backend="onnx" runs the exported graphs (<model_dir>/onnx/) with onnxruntime on the CPU, with
     a numpy STFT: the same audio to float32 rounding (docs/onnx.md). "torch" is the reference.
     """
 
     def __init__(self, model_dir: Path, device: str | None = None, segment_frames: int = 2048,
-                 margin_frames: int = 128, backend: str = "torch"):
+                 margin_frames: int = 128, backend: str = "torch", workers: int = 1):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         self.model_dir, self.backend = Path(model_dir), backend
@@ -80,7 +86,7 @@ class Translator:
             self.cfg = weights.read_config(model_dir)
             self.gens = onnx_backend.OnnxGenerators(self.model_dir, threads=torch.get_num_threads())
         self.spec, self.front = self.cfg.spec, FRONTENDS[backend]
-        self.segment, self.margin = segment_frames, margin_frames
+        self.segment, self.margin, self.workers = segment_frames, margin_frames, max(1, workers)
 
     def generator(self, reverse: bool) -> tuple[Any, Any]:
         """(forward, backward) generators for a direction: torch modules, or onnx graphs."""
@@ -117,11 +123,14 @@ class Translator:
         outs = [np.zeros(n, np.float32) for _ in names[1:]]
         kept: dict[str, list[Any]] = {k: [] for k in names}
         sums = np.zeros(2)  # the report's cycle error (metrics.relative_cycle_error), summed segment-wise
-        for i, s in enumerate(starts):
-            lo, hi, end = max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)
+        plan = [(s, max(0, s - margin), min(n, s + seg + margin), min(n, s + seg)) for s in starts]
+
+        def one(i: int, step: Progress | None) -> tuple[list[Any], list[np.ndarray]]:
+            s, lo, hi, end = plan[i]
             frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            step = (lambda f, stage, i=i: progress((i + f) / len(starts), stage)) if progress else None
-            specs, waves = self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct)
+            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct)
+
+        for (s, lo, hi, end), (specs, waves) in zip(plan, self._map(one, len(plan), progress)):
             for out, w in zip(outs, waves):
                 out[s:end] = w[s - lo:end - lo]
             if reconstruct:
@@ -141,6 +150,29 @@ class Translator:
         err = float(sums[0] / max(sums[1], 1e-12)) if reconstruct else float("nan")
         rec_wave = outs[1] if reconstruct else np.zeros(0, np.float32)
         return Translation(self.spec.sample_rate, wave, outs[0], rec_wave, mags, err, time.perf_counter() - start)
+
+    def _map(self, one: Callable[[int, Progress | None], Any], count: int,
+             progress: Progress | None) -> Iterator[Any]:
+        """Segments one by one (bounded memory), or `workers` at a time on threads: torch and
+        onnxruntime release the GIL, so one request can use every core."""
+        if self.workers == 1 or count == 1:
+            for i in range(count):
+                yield one(i, (lambda f, stage, i=i: progress((i + f) / count, stage)) if progress else None)
+            return
+        done, lock, last = [0.0] * count, threading.Lock(), [-1.0]
+
+        def step(i: int, f: float, stage: str) -> None:  # the share over all segments, never going back
+            with lock:
+                done[i] = max(done[i], f)
+                if sum(done) / count > last[0]:
+                    last[0] = sum(done) / count
+                    progress(last[0], stage)
+
+        with ThreadPoolExecutor(self.workers) as pool:  # each task in the caller's context (gr.Progress needs it)
+            tasks = [pool.submit(contextvars.copy_context().run, one, i, partial(step, i) if progress else None)
+                     for i in range(count)]
+            for task in tasks:
+                yield task.result()
 
     def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str) -> None:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)

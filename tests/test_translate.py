@@ -56,6 +56,21 @@ def test_segments_join_exactly_like_one_pass(tiny_weights, piano, length):
                                              rel=1e-4)
 
 
+def test_segments_on_threads_equal_segments_one_by_one(tiny_weights, piano):
+    wave = np.resize(piano, 2300 * 128 + 77)
+    seen = []
+    one = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=300)
+    pool = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=300, workers=2)
+    a, b = one.translate(wave), pool.translate(wave, progress=lambda f, stage: seen.append((f, stage)))
+    assert np.array_equal(a.translated, b.translated) and np.array_equal(a.reconstructed, b.reconstructed)
+    assert all(np.array_equal(a.magnitudes[k], b.magnitudes[k]) for k in a.magnitudes)
+    assert a.cycle_error == b.cycle_error
+    shares = [f for f, _ in seen]
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
+    stages = [stage for _, stage in seen]
+    assert stages[0] == "translating" and "reconstructing" in stages
+
+
 def test_progress_reaches_one(translator, piano):
     seen = []
     translator.translate(np.concatenate([piano] * 3), progress=lambda f, stage: seen.append((f, stage)))
