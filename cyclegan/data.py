@@ -184,8 +184,13 @@ class CropSampler:
         crops = []
         for i in idx.tolist():
             start = int(torch.randint(int(self.weights[i]), (), generator=self.rng))
-            crops.append(torch.from_numpy(np.asarray(self.specs[i][:, start:start + self.crop], dtype=np.float32)))
+            crops.append(crop_at(self.specs[i], start, self.crop))
         return torch.stack(crops)[:, None]
+
+
+def crop_at(spec: np.ndarray, start: int, frames: int) -> torch.Tensor:
+    """A float32 tensor of `frames` frames from `start` of a (memory-mapped float16) spectrogram."""
+    return torch.from_numpy(np.asarray(spec[:, start:start + frames], dtype=np.float32))
 
 
 class TwinSampler:
@@ -203,6 +208,5 @@ class TwinSampler:
                 continue
             i = int(torch.multinomial(self.weights, 1, generator=self.rng))
             start = int(torch.randint(int(self.weights[i]), (), generator=self.rng))
-            x, y = (torch.from_numpy(np.asarray(t[:, start:start + self.crop], dtype=np.float32)) for t in self.pairs[i])
-            inputs[j, 0], targets[j, 0] = x, y
+            inputs[j, 0], targets[j, 0] = (crop_at(t, start, self.crop) for t in self.pairs[i])
         return inputs, targets

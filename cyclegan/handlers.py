@@ -38,6 +38,7 @@ except (OSError, AttributeError):
 # a 10 s clip in two segments, one per core: about half the wait for a single visitor
 TRANSLATOR = {"segment_frames": 1024, "workers": 2}
 
+
 def give_back_memory() -> None:
     if _TRIM is not None:
         _TRIM(0)

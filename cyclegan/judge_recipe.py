@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": f"{1 - a.held_out:.0%} train / {a.held_out:.0%} held out per class (seeded shuffle, seed 0), "
                  f"training families only (never {HELD_OUT_FAMILY})",
         "note": "real (untranslated) renderings, each also re-recorded; none of it is the CycleGAN's corpus"}
-    checks = {_label(f): clf.accuracy(class_files(f, a.classes), str(f)) for f in [a.data / "paired", *a.check]
+    checks = {repo_relative(f): clf.accuracy(class_files(f, a.classes), str(f)) for f in [a.data / "paired", *a.check]
               if all((f / c).is_dir() for c in a.classes)}
     info["other_accuracy"] = checks
     clf.save(a.out)
@@ -144,12 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"accuracy on {k}: {v:.4f}")
     print(f"saved {a.out}")
     return 0
-
-
-def _label(folder: Path) -> str:
-    """The folder as given under the repository (data/corpus may be a link elsewhere), else repo_relative."""
-    return folder.relative_to(REPO_ROOT).as_posix() if folder.is_absolute() and folder.is_relative_to(REPO_ROOT) \
-        else repo_relative(folder)
 
 
 def class_files(root: Path, classes: list[str]) -> dict[str, list[Path]]:

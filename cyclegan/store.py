@@ -32,9 +32,13 @@ class StorageError(OSError):
 
 
 def repo_relative(path: Path) -> str:
-    """Repository-relative where possible, so files we ship record no machine's layout."""
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    """Repository-relative where possible, so files we ship record no machine's layout. A folder
+    inside the repository that links elsewhere (data/corpus -> a shared disk) is named as given."""
+    given, real = Path(os.path.normpath(Path(path).absolute())), Path(path).resolve()
+    for p in (given, real):
+        if p.is_relative_to(REPO_ROOT):
+            return str(p.relative_to(REPO_ROOT))
+    return str(real)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -164,9 +164,10 @@ class Translator:
         def step(i: int, f: float, stage: str) -> None:  # the share over all segments, never going back
             with lock:
                 done[i] = max(done[i], f)
-                if sum(done) / count > last[0]:
-                    last[0] = sum(done) / count
-                    progress(last[0], stage)
+                share = sum(done) / count
+                if share > last[0]:
+                    last[0] = share
+                    progress(share, stage)
 
         with ThreadPoolExecutor(self.workers) as pool:  # each task in the caller's context (gr.Progress needs it)
             tasks = [pool.submit(contextvars.copy_context().run, one, i, partial(step, i) if progress else None)

@@ -3,6 +3,7 @@ files, checksums, and a resume that would quietly change the seed or the data.""
 import errno
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,3 +115,16 @@ def test_a_new_run_does_not_overwrite_an_old_one(toy_domains, cache, tmp_path):
     train(toy_domains, tmp_path / "run", cache, steps=1)
     with pytest.raises(RunError, match="already holds a run .*: pass --resume to continue it, or choose another --out"):
         train(toy_domains, tmp_path / "run", cache, steps=1)
+
+
+def test_recorded_paths_are_repository_relative_even_through_a_link(tmp_path, monkeypatch):
+    root, disk = tmp_path / "repo", tmp_path / "disk"
+    (disk / "corpus").mkdir(parents=True)
+    root.mkdir()
+    (root / "data").symlink_to(disk)
+    monkeypatch.setattr(store, "REPO_ROOT", root)
+    assert store.repo_relative(root / "data" / "corpus") == "data/corpus"  # named as given, not as linked
+    assert store.repo_relative(root / "runs" / ".." / "weights") == "weights"
+    assert store.repo_relative(disk / "corpus") == str(disk / "corpus")
+    monkeypatch.chdir(root)
+    assert store.repo_relative(Path("data/corpus")) == "data/corpus"
