@@ -34,6 +34,7 @@ TUNABLE = {
     "d_warmup": ("train", "first N steps train only the discriminators (for --init-from)"),
     "pool_size": ("train", "fakes kept in each history pool"),
     "twin_fraction": ("train", "share of the B->A generator's inputs drawn from --b-twins"),
+    "eq_db": ("train", "random EQ on every crop: up to +-N dB at six log-spaced frequencies (0: off)"),
     "seed": ("train", "seed for initialisation, the validation split and sampling"),
     "val_every": ("train", "validate (metrics, PNG grid) every N steps"),
     "save_every": ("train", "write a checkpoint every N steps"),

@@ -79,6 +79,9 @@ class TrainConfig:
     # With twin folders (train.py --b-twins), the share of B inputs to the B->A generator that are
     # twin inputs (driven guitars) cycled back to their targets (the clean twins), not to themselves.
     twin_fraction: float = 0.5
+    # Random EQ on every training crop (augment.RandomEQ): up to this many dB up or down at six
+    # log-spaced frequencies, so the model meets a new microphone at every step. 0 turns it off.
+    eq_db: float = 0.0
     val_files: int = 50
     val_fraction: float = 0.08
     val_every: int = 500

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import audio, plots, store, weights
 from .config import Config
+from .augment import RandomEQ
 from .data import CropSampler, Domain, TwinSampler, load_domain, load_twins
 from .metrics import relative_cycle_error
 from .runstate import (CHECKPOINT, Found, Interrupted, Probe, Run, RunError, RunOptions, StopSignals,  # noqa: F401
@@ -148,6 +149,15 @@ def _record(run: Run, log: RunLog | None, bar: tqdm, losses: dict[str, float]) -
         log.write(step, {"seconds": run.seconds(), **row})
 
 
+def _draw(run: Run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One step's crops: A, B and (with twins) the B->A generator's own inputs."""
+    a, b = (run.samplers[k].sample(run.cfg.train.batch_size) for k in "ab")
+    b_in, b = run.samplers["twin"].mix(b) if "twin" in run.samplers else (None, b)
+    if "eq" in run.samplers:
+        (a,), (b, b_in) = run.samplers["eq"](a), run.samplers["eq"](b, b_in)
+    return a, b, b_in
+
+
 def _loop(run: Run, log: RunLog | None, bar: tqdm) -> str:
     """Steps until done; returns why it ended: "done", "signal" or "time"."""
     t, model, bad = run.cfg.train, run.model, ""
@@ -160,8 +170,7 @@ def _loop(run: Run, log: RunLog | None, bar: tqdm) -> str:
         if signalled or late or model.step_count >= t.steps:
             return "signal" if signalled else "time" if late else "done"
         run.probe("draw", model)
-        a, b = (run.samplers[k].sample(t.batch_size) for k in "ab")
-        b_in, b = run.samplers["twin"].mix(b) if "twin" in run.samplers else (None, b)
+        a, b, b_in = _draw(run)
         res = model.step(a.to(run.device), b.to(run.device), None if b_in is None else b_in.to(run.device))
         bad = ", ".join(f"{k} {v}" for k, v in res.losses.items() if not math.isfinite(v))
         if bad:
@@ -189,6 +198,8 @@ def _start(run: Run) -> None:
         run.twins = load_twins(*opts.twins_b, cfg.spec, cfg.train, opts.cache_dir, run.rank, run.world)
         run.samplers["twin"] = TwinSampler(run.twins, cfg.train.crop_frames, cfg.train.twin_fraction,
                                            cfg.train.seed * 7919 + 1000 + run.rank)
+    if cfg.train.eq_db:
+        run.samplers["eq"] = RandomEQ(cfg.spec, cfg.train.eq_db, cfg.train.seed * 7919 + 2000 + run.rank)
     if found:
         check_data(run, found)
         restore(run, found)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from . import store, weights
 from .config import Config
+from .augment import RandomEQ
 from .data import CropSampler, Domain, Twins, TwinSampler
 from .training import CycleGAN
 
@@ -67,7 +68,7 @@ class Run:
     signals: StopSignals
     model: CycleGAN | None = None
     doms: tuple[Domain, Domain] | None = None
-    samplers: dict[str, CropSampler | TwinSampler] = field(default_factory=dict)
+    samplers: dict[str, CropSampler | TwinSampler | RandomEQ] = field(default_factory=dict)
     twins: Twins | None = None
     saved: tuple[int, Path] | None = None
     seconds_before: float = 0.0
@@ -199,7 +200,7 @@ def restore(run: Run, found: Found) -> None:
     ranks = tree.get("ranks") or [{"pools": tree["pools"], "rng": tree["rng"]}]  # older files: one rank
     rng = model.load_rank_state(ranks[run.rank % len(ranks)])
     for k, s in run.samplers.items():
-        if f"sampler_{k}" in rng:  # twins added by --allow-data-change start from their seed
+        if f"sampler_{k}" in rng:  # twins or an EQ added on --resume start from their seed
             s.rng.set_state(rng[f"sampler_{k}"])
     run.saved, run.seconds_before = (model.step_count, found.path), tree.get("run", {}).get("seconds", 0.0)
     run.signals.on_disk = run.standing()
