@@ -1,6 +1,6 @@
 """Gradio app: translate a recording between piano and electric guitar timbre, or play live.
 
-    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share] [--live-every 0.25]
+    python app.py [--weights weights/] [--host 127.0.0.1] [--port 7860] [--share] [--live-every 0.25] [--live-step 0.1]
 
 A thin layout over `cyclegan.handlers` (which uses the Translator, the streaming translator and plots); all
 signal processing lives in the package. The `translate` API endpoint takes (audio file,
@@ -36,6 +36,19 @@ EXPORT_HINT = "python train.py --export piano_guitar"
 PHASES = [("Input phase (fast, keeps the attack)", "input"), ("Griffin-Lim (phase from magnitude)", "griffinlim")]
 TONE_CHOICES = [("Clean", "clean"), ("Driven (amp and cabinet)", "driven")]
 LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a worker for its whole run
+# Gradio 6's microphone sends a 0.1 s slice whenever the last one was answered (its Audio component
+# fixes that, whatever stream_every says), so the model runs on every slice: a longer step only waits.
+LIVE_STEP = 0.1
+# A streamed <audio> that stalls once (or starts late) stays that far behind for good: Gradio's
+# HLS player plays from the stream's first segment. Skip ahead to the newest audio it holds.
+LIVE_CATCH_UP = """() => setInterval(() => {
+  for (const el of document.querySelectorAll('#live-output audio')) {
+    const b = el.buffered;
+    if (el.paused || !b.length) continue;
+    const end = b.end(b.length - 1);
+    if (end - el.currentTime > %(most)s) el.currentTime = end - %(keep)s;
+  }
+}, 100)""" % {"most": 0.3, "keep": 0.12}
 
 
 def wav_player(**kwargs) -> gr.Audio:
@@ -124,9 +137,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     ran.failure(*clear, queue=False, api_visibility="private")
 
 
-def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY) -> None:
+def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY, step: float = LIVE_STEP) -> None:
     gr.Markdown("**A near-live preview, not a guitar pedal.** Play into the microphone and hear the translation "
-                "about two seconds later: the model waits for a quarter of a second of what follows each moment, "
+                "about a second later: the model waits for a quarter of a second of what follows each moment, "
                 "and the audio travels to the server and back. Use headphones, or the speaker feeds the microphone.")
     with gr.Row(equal_height=True):
         direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
@@ -140,7 +153,7 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
         out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Translation (live)",
                        elem_id="live-output")
     status = gr.Markdown(elem_id="live-status")
-    live = Live(app, every, LIVE_SECONDS)
+    live = Live(app, step, LIVE_SECONDS)
     hidden = {"api_visibility": "private", "show_progress": "hidden"}
     mic.start_recording(live.start, None, None, queue=False, **hidden).then(
         live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
@@ -149,9 +162,10 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
     mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
 
-def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT, live_every: float = LIVE_EVERY) -> gr.Blocks:
-    """The Blocks app, not launched: tests use it in-process and main() serves it. live_every: seconds of
-    microphone audio per live step."""
+def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT, live_every: float = LIVE_EVERY,
+               live_step: float = LIVE_STEP) -> gr.Blocks:
+    """The Blocks app, not launched: tests use it in-process and main() serves it. live_every: the Live
+    tab's stream_every; live_step: the new microphone audio each live model run waits for (seconds)."""
     app = App.load(Path(weights_root))
     choices = [(d.label, d.value) for d in app.directions.values()]
     with gr.Blocks(title="Timbre: piano ↔ guitar", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
@@ -165,7 +179,7 @@ def build_demo(weights_root: Path | str = weights.DEFAULT_ROOT, live_every: floa
         with gr.Tab("Translate a clip"):
             translate_tab(app, choices)
         with gr.Tab("Live"):
-            live_tab(app, choices, live_every)
+            live_tab(app, choices, live_every, live_step)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     return demo
 
@@ -177,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     ap.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
     ap.add_argument("--live-every", type=float, default=LIVE_EVERY,
-                    help=f"the Live tab's step in seconds: its stream_every, and the new audio each model run "
-                         f"waits for (default: {LIVE_EVERY})")
+                    help=f"the Live tab's stream_every in seconds (default: {LIVE_EVERY})")
+    ap.add_argument("--live-step", type=float, default=LIVE_STEP,
+                    help=f"seconds of new microphone audio each live model run waits for (default: {LIVE_STEP})")
     args = ap.parse_args(argv)
     if not weights.find_models(args.weights):
         print(f"No trained model found under {args.weights}.\n"
@@ -186,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # SIGTERM (a container or a test stopping us) closes the server like Ctrl-C, so atexit cleans up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    demo = build_demo(args.weights, args.live_every)
+    demo = build_demo(args.weights, args.live_every, args.live_step)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)],
-                max_file_size="100mb", ssr_mode=False, share=args.share)
+                max_file_size="100mb", ssr_mode=False, share=args.share, js=LIVE_CATCH_UP)
     return 0
 
 

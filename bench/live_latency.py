@@ -1,9 +1,9 @@
 """The Live tab's end-to-end delay, measured in a real browser.
 
-    python bench/live_latency.py [--weights weights] [--every 0.25 0.5] [--seconds 14] [--direction piano2guitar]
+    python bench/live_latency.py [--weights weights] [--every 0.25 0.5] [--step 0.1] [--seconds 14] [--direction piano2guitar]
 
-For each --every (the app's `--live-every`: seconds of microphone audio per step) it starts
-app.py, opens the Live tab in headless Chromium whose fake microphone plays a test signal of
+For each --every and --step (the app's `--live-every`, its stream_every, and `--live-step`, the
+new microphone audio each model run waits for) it starts app.py, opens the Live tab in headless Chromium whose fake microphone plays a test signal of
 sharp notes at irregular, known intervals, and taps, inside the page and on one audio clock,
 both what the page's microphone delivers and what the page's streamed output player plays.
 Each note's delay is the time from its onset in the microphone to its onset in the played
@@ -14,6 +14,7 @@ one step). Needs Debian's chromium, playwright and ffmpeg.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -180,17 +181,17 @@ def run(url: str, mic: Path, seconds: float, label: str) -> dict:
     return data
 
 
-def report(every: float, data: dict, model_delay: float) -> None:
+def report(label: str, data: dict, model_delay: float) -> None:
     blocks = np.array(data["blocks"], float)
     if not len(blocks) or data["players"] == 0:
-        print(f"  every {every:g} s: no output player was tapped ({len(blocks)} blocks)")
+        print(f"  {label}: no output player was tapped ({len(blocks)} blocks)")
         return
     sent, heard = onsets(blocks[:, 0], blocks[:, 2]), onsets(blocks[:, 0], blocks[:, 3])
     delay = match(sent, heard)
     ok = delay[~np.isnan(delay)]
     net = arrivals(blocks, sent, delay, data["segments"])
     net = net[~np.isnan(net)]
-    print(f"  every {every:g} s (model's part {model_delay:.2f} s); the page said: {data.get('status', '')}")
+    print(f"  {label} (model's part {model_delay:.2f} s); the page said: {data.get('status', '')}")
     if not ok.size:
         print(f"    {len(sent)} notes sent, {len(heard)} onsets heard, none matched")
         return
@@ -201,20 +202,21 @@ def report(every: float, data: dict, model_delay: float) -> None:
               f"(min {net.min():.2f}, max {net.max():.2f}); the rest is the page's player")
 
 
-def model_delay(d, every: float) -> float:
+def model_delay(d, step: float) -> float:
     from cyclegan.stream import StreamingTranslator
     from cyclegan.translate import Translator
 
-    return StreamingTranslator(Translator(d.model_dir, device="cpu"), d.reverse, step_seconds=every).lookahead_seconds
+    return StreamingTranslator(Translator(d.model_dir, device="cpu"), d.reverse, step_seconds=step).lookahead_seconds
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, default=ROOT / "weights")
     ap.add_argument("--every", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument("--step", type=float, nargs="+", default=[0.1])
     ap.add_argument("--seconds", type=float, default=14.0, help="how long the microphone plays per run")
     ap.add_argument("--direction", default="piano2guitar")
-    ap.add_argument("--dump", type=Path, help="also save each run's page log as DUMP/every_<s>.npz")
+    ap.add_argument("--dump", type=Path, help="also save each run's page log as DUMP/every_<s>_step_<s>.npz")
     args = ap.parse_args()
     from cyclegan.translate import find_direction
 
@@ -223,8 +225,9 @@ def main() -> int:
     wave, starts = test_signal(args.seconds + 4.0)
     sf.write(mic, wave, 48_000, subtype="PCM_16")
     print(f"{len(starts)} notes in {args.seconds + 4.0:.0f} s of test signal; direction {args.direction}")
-    for every in args.every:
-        proc, url = serve(args.weights, "--live-every", str(every))
+    for every, step in itertools.product(args.every, args.step):
+        label = f"every {every:g} s, step {step:g} s"
+        proc, url = serve(args.weights, "--live-every", str(every), "--live-step", str(step))
         try:
             data = run(url, mic, args.seconds, d.label)
         finally:
@@ -232,9 +235,9 @@ def main() -> int:
             proc.wait(timeout=30)
         if args.dump:
             args.dump.mkdir(parents=True, exist_ok=True)
-            np.savez(args.dump / f"every_{every:g}.npz", blocks=np.array(data["blocks"], float),
+            np.savez(args.dump / f"every_{every:g}_step_{step:g}.npz", blocks=np.array(data["blocks"], float),
                      segments=np.array([[x if x is not None else np.nan for x in s] for s in data["segments"]], float))
-        report(every, data, model_delay(d, every))
+        report(label, data, model_delay(d, step))
     return 0
 
 

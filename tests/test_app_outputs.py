@@ -51,11 +51,14 @@ def test_column_change_is_the_mean_difference_per_pixel(frames: int, block: int)
     np.testing.assert_allclose(got, _reference_change(after, before, spec, 480), atol=1e-4)
 
 
-def test_live_step_is_set_by_the_flag(tiny_weights: Path) -> None:
-    demo = app_module.build_demo(tiny_weights, live_every=0.5)
+def test_live_stream_every_and_step_are_set_by_their_flags(tiny_weights: Path) -> None:
+    demo = app_module.build_demo(tiny_weights, live_every=0.5, live_step=0.2)
     streams = [fn for fn in demo.fns.values() if fn.stream_every is not None and fn.name == "chunk"]
     assert [fn.stream_every for fn in streams] == [0.5]
-    assert streams[0].fn.__self__.step == 0.5  # the model's step follows the microphone's
+    assert streams[0].fn.__self__.step == 0.2
+    default = app_module.build_demo(tiny_weights)
+    chunk = next(fn for fn in default.fns.values() if fn.name == "chunk")
+    assert (chunk.stream_every, chunk.fn.__self__.step) == (app_module.LIVE_EVERY, app_module.LIVE_STEP)
 
 
 # --- the live bench's analysis (bench/live_latency.py), on signals with known answers ------
