@@ -40,15 +40,14 @@ LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a
 # fixes that, whatever stream_every says), so the model runs on every slice: a longer step only waits.
 LIVE_STEP = 0.1
 # A streamed <audio> that stalls once (or starts late) stays that far behind for good: Gradio's
-# HLS player plays from the stream's first segment. Skip ahead to the newest audio it holds.
-LIVE_CATCH_UP = """() => setInterval(() => {
+# HLS player plays from the stream's first segment. Play faster while it holds more than it needs
+# (a seek would make hls.js flush and fetch again).
+LIVE_PAGE_JS = """() => setInterval(() => {
   for (const el of document.querySelectorAll('#live-output audio')) {
-    const b = el.buffered;
-    if (el.paused || !b.length) continue;
-    const end = b.end(b.length - 1);
-    if (end - el.currentTime > %(most)s) el.currentTime = end - %(keep)s;
+    const b = el.buffered, ahead = b.length ? b.end(b.length - 1) - el.currentTime : 0;
+    el.playbackRate = ahead > %(most)s ? 1.5 : ahead < %(keep)s ? 1.0 : el.playbackRate;
   }
-}, 100)""" % {"most": 0.3, "keep": 0.12}
+}, 50)""" % {"most": 0.25, "keep": 0.12}
 
 
 def wav_player(**kwargs) -> gr.Audio:
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo = build_demo(args.weights, args.live_every, args.live_step)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)],
-                max_file_size="100mb", ssr_mode=False, share=args.share, js=LIVE_CATCH_UP)
+                max_file_size="100mb", ssr_mode=False, share=args.share, js=LIVE_PAGE_JS)
     return 0
 
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from cyclegan import audio, weights  # noqa: E402
 from cyclegan.handlers import TRANSLATOR  # noqa: E402
+from app import LIVE_STEP  # noqa: E402
 from cyclegan.stream import StreamingTranslator  # noqa: E402
 from cyclegan.translate import Translator  # noqa: E402
 
@@ -117,7 +118,7 @@ def memory(url: str, pid: int, path: Path, uploads: int) -> None:
 def live(tr: Translator) -> None:
     wave = clip(20.0, tr.spec.sample_rate, 1)
     for reverse in (False, True):
-        st = StreamingTranslator(tr, reverse, step_seconds=0.25)
+        st = StreamingTranslator(tr, reverse, step_seconds=LIVE_STEP)
         steps = []
         for i in range(0, len(wave), 2500):  # Gradio's recorder sends 0.1 s slices
             start = time.perf_counter()

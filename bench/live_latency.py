@@ -35,6 +35,7 @@ BLOCK = 256  # samples per envelope value, at the page's audio rate
 # Runs before the page's own scripts: the microphone stream Gradio asks for and every <audio>
 # element of the live output go into one ScriptProcessor, which logs both envelopes per block.
 TAP = """(() => {
+  performance.setResourceTimingBufferSize(100000);  // the page polls its playlist: keep every entry
   const L = window.__lat = {blocks: [], rate: 0, players: 0};
   let ctx = null, merger = null;
   const graph = () => {
@@ -187,7 +188,7 @@ def report(label: str, data: dict, model_delay: float) -> None:
         print(f"  {label}: no output player was tapped ({len(blocks)} blocks)")
         return
     sent, heard = onsets(blocks[:, 0], blocks[:, 2]), onsets(blocks[:, 0], blocks[:, 3])
-    delay = match(sent, heard)
+    delay = match(sent, heard, min_delay=model_delay)  # no translated note can come back sooner
     ok = delay[~np.isnan(delay)]
     net = arrivals(blocks, sent, delay, data["segments"])
     net = net[~np.isnan(net)]
