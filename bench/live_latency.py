@@ -189,15 +189,18 @@ def report(label: str, data: dict, model_delay: float) -> None:
         return
     sent, heard = onsets(blocks[:, 0], blocks[:, 2]), onsets(blocks[:, 0], blocks[:, 3])
     delay = match(sent, heard, min_delay=model_delay)  # no translated note can come back sooner
-    ok = delay[~np.isnan(delay)]
     net = arrivals(blocks, sent, delay, data["segments"])
-    net = net[~np.isnan(net)]
+    # A heard onset whose audio reached the page sooner than the model's part after the note was
+    # played is another note's (a player that stalls and resumes makes onsets of its own): drop it.
+    wrong = ~np.isnan(net) & (net < model_delay)
+    ok, net = delay[~np.isnan(delay) & ~wrong], net[~np.isnan(net) & ~wrong]
     print(f"  {label} (model's part {model_delay:.2f} s); the page said: {data.get('status', '')}")
     if not ok.size:
         print(f"    {len(sent)} notes sent, {len(heard)} onsets heard, none matched")
         return
-    print(f"    {len(ok)}/{len(sent)} notes heard back; end-to-end delay median {statistics.median(ok):.2f} s "
-          f"(min {ok.min():.2f}, max {ok.max():.2f}); per note: {' '.join(f'{x:.2f}' for x in ok)}")
+    print(f"    {len(ok)}/{len(sent)} notes heard back ({int(wrong.sum())} mis-paired, left out); end-to-end delay "
+          f"median {statistics.median(ok):.2f} s (min {ok.min():.2f}, max {ok.max():.2f}); "
+          f"per note: {' '.join(f'{x:.2f}' for x in ok)}")
     if net.size:
         print(f"    the network segment holding each note had arrived after median {statistics.median(net):.2f} s "
               f"(min {net.min():.2f}, max {net.max():.2f}); the rest is the page's player")
