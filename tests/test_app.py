@@ -225,9 +225,15 @@ def test_browser_live_tab_plays_the_translation(server: str, tmp_path: Path) -> 
             page.get_by_text(re.compile(r"\(([2-9]|\d\d)\.\d s heard\)")).wait_for(timeout=60_000)
             status = page.locator("#live-status").inner_text()
             assert re.search(r"Delay in the model 0\.\d\d s", status) and "% of the audio" in status
+            # the page's player holds a second of translation (the download below is the stream so far)
+            page.wait_for_function("() => { const el = document.querySelector('#live-output audio');"
+                                   " return el && el.buffered.length && el.buffered.end(0) > 1; }",
+                                   timeout=60_000, polling=100)
             link = page.locator('#live-output a[data-testid="download-link"]')
             link.wait_for(state="attached", timeout=30_000)
-            played = httpx.get(link.get_attribute("href"), timeout=30).content  # the stream so far, as AAC
+            got = httpx.get(link.get_attribute("href"), timeout=30)  # the stream so far, as AAC
+            assert got.status_code == 200 and got.content, (got.status_code, len(got.content))
+            played = got.content
             page.locator("#live-mic").get_by_role("button", name="Stop").click()
         finally:
             browser.close()
