@@ -20,8 +20,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import audio, plots, store, weights
-from .config import Config
 from .augment import RandomEQ
+from .config import Config
 from .data import CropSampler, Domain, TwinSampler, load_domain, load_twins
 from .metrics import relative_cycle_error
 from .runstate import (CHECKPOINT, Found, Interrupted, Probe, Run, RunError, RunOptions, StopSignals,  # noqa: F401
