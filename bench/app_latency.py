@@ -31,9 +31,9 @@ from gradio_client import Client, handle_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app import LIVE_STEP  # noqa: E402
 from cyclegan import audio, weights  # noqa: E402
 from cyclegan.handlers import TRANSLATOR  # noqa: E402
-from app import LIVE_STEP  # noqa: E402
 from cyclegan.stream import StreamingTranslator  # noqa: E402
 from cyclegan.translate import Translator  # noqa: E402
 

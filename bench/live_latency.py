@@ -3,9 +3,10 @@
     python bench/live_latency.py [--weights weights] [--every 0.25 0.5] [--step 0.1] [--seconds 14] [--direction piano2guitar]
 
 For each --every and --step (the app's `--live-every`, its stream_every, and `--live-step`, the
-new microphone audio each model run waits for) it starts app.py, opens the Live tab in headless Chromium whose fake microphone plays a test signal of
-sharp notes at irregular, known intervals, and taps, inside the page and on one audio clock,
-both what the page's microphone delivers and what the page's streamed output player plays.
+new microphone audio each model run waits for) it starts app.py, opens the Live tab in headless
+Chromium whose fake microphone plays a test signal of sharp notes at irregular, known
+intervals, and taps, inside the page and on one audio clock, both what the page's microphone
+delivers and what the page's streamed output player plays.
 Each note's delay is the time from its onset in the microphone to its onset in the played
 translation. It also reports when the network segment holding each translated onset had
 arrived in the page (before the player's own buffering), and the model's part (look-ahead +

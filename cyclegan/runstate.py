@@ -18,8 +18,8 @@ import torch
 import torch.distributed as dist
 
 from . import store, weights
-from .config import Config
 from .augment import RandomEQ
+from .config import Config
 from .data import CropSampler, Domain, Twins, TwinSampler
 from .training import CycleGAN
 
