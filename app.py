@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import gradio as gr  # noqa: E402
 from gradio.data_classes import FileData  # noqa: E402
 
-from cyclegan import weights  # noqa: E402
+from cyclegan import live_player, weights  # noqa: E402
 from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows, scores_markdown  # noqa: E402
 from cyclegan.tone import has_tones  # noqa: E402
 
@@ -39,15 +39,6 @@ LIVE_EVERY, LIVE_SECONDS, LIVE_SESSIONS = 0.25, 120, 4  # a live session holds a
 # Gradio 6's microphone sends a 0.1 s slice whenever the last one was answered (its Audio component
 # fixes that, whatever stream_every says), so the model runs on every slice: a longer step only waits.
 LIVE_STEP = 0.1
-# A streamed <audio> that stalls once (or starts late) stays that far behind for good: Gradio's
-# HLS player plays from the stream's first segment. Play faster while it holds more than it needs
-# (a seek would make hls.js flush and fetch again).
-LIVE_PAGE_JS = """() => setInterval(() => {
-  for (const el of document.querySelectorAll('#live-output audio')) {
-    const b = el.buffered, ahead = b.length ? b.end(b.length - 1) - el.currentTime : 0;
-    el.playbackRate = ahead > %(most)s ? 1.5 : ahead < %(keep)s ? 1.0 : el.playbackRate;
-  }
-}, 50)""" % {"most": 0.25, "keep": 0.12}
 
 
 def wav_player(**kwargs) -> gr.Audio:
@@ -149,14 +140,18 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
         return
     with gr.Row(equal_height=True):
         mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="live-mic")
-        out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Translation (live)",
+        # the whole take as Gradio streams it (HLS): to replay or download; the player below is what is heard
+        out = gr.Audio(streaming=True, autoplay=False, interactive=False, label="Translation (the whole take)",
                        elem_id="live-output")
+    rate = next(iter(app.translators.values())).spec.sample_rate
+    player = gr.HTML("", html_template=live_player.TEMPLATE, js_on_load=live_player.JS, elem_id="live-player",
+                     rate=rate)
     status = gr.Markdown(elem_id="live-status")
     live = Live(app, step, LIVE_SECONDS)
     hidden = {"api_visibility": "private", "show_progress": "hidden"}
     mic.start_recording(live.start, None, None, queue=False, **hidden).then(
         live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
-    mic.stream(live.chunk, [mic, direction, tone], status, stream_every=every, time_limit=LIVE_SECONDS,
+    mic.stream(live.chunk, [mic, direction, tone], [status, player], stream_every=every, time_limit=LIVE_SECONDS,
                concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
     mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
@@ -202,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo = build_demo(args.weights, args.live_every, args.live_step)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)],
-                max_file_size="100mb", ssr_mode=False, share=args.share, js=LIVE_PAGE_JS)
+                max_file_size="100mb", ssr_mode=False, share=args.share)
     return 0
 
 

@@ -6,11 +6,10 @@ For each --every and --step (the app's `--live-every`, its stream_every, and `--
 new microphone audio each model run waits for) it starts app.py, opens the Live tab in headless
 Chromium whose fake microphone plays a test signal of sharp notes at irregular, known
 intervals, and taps, inside the page and on one audio clock, both what the page's microphone
-delivers and what the page's streamed output player plays.
+delivers and what the page's live player plays.
 Each note's delay is the time from its onset in the microphone to its onset in the played
-translation. It also reports when the network segment holding each translated onset had
-arrived in the page (before the player's own buffering), and the model's part (look-ahead +
-one step). Needs Debian's chromium, playwright and ffmpeg.
+translation. It also reports how far ahead the player queued what it was sent (its buffer),
+and the model's part (look-ahead + one step). Needs Debian's chromium, playwright and ffmpeg.
 """
 from __future__ import annotations
 
@@ -33,11 +32,12 @@ CHROMIUM = "/usr/bin/chromium"
 GAPS = (0.9, 1.3, 0.7, 1.1, 1.5, 0.8, 1.2, 1.0)  # irregular: no period for a delay to alias to
 BLOCK = 256  # samples per envelope value, at the page's audio rate
 
-# Runs before the page's own scripts: the microphone stream Gradio asks for and every <audio>
-# element of the live output go into one ScriptProcessor, which logs both envelopes per block.
+# Runs before the page's own scripts: the microphone stream Gradio asks for and whatever the
+# page's own audio graphs play (bridged over a MediaStream, which can only add delay) go into one
+# ScriptProcessor, which logs both envelopes per block on one audio clock. It also logs how far
+# ahead of its clock the page's player queued each piece it was sent.
 TAP = """(() => {
-  performance.setResourceTimingBufferSize(100000);  // the page polls its playlist: keep every entry
-  const L = window.__lat = {blocks: [], rate: 0, players: 0};
+  const L = window.__lat = {blocks: [], rate: 0, players: 0, queued: []};
   let ctx = null, merger = null;
   const graph = () => {
     if (ctx) return;
@@ -47,12 +47,11 @@ TAP = """(() => {
     merger.connect(proc); proc.connect(ctx.destination);
     proc.onaudioprocess = (e) => {
       const a = e.inputBuffer.getChannelData(0), b = e.inputBuffer.getChannelData(1);
-      const now = performance.timeOrigin + performance.now(), pos = L.el ? L.el.currentTime : -1;
       for (let k = 0; k < 4; k++) {
         let sa = 0, sb = 0;
         for (let i = k * %(block)d; i < (k + 1) * %(block)d; i++) { sa += a[i] * a[i]; sb += b[i] * b[i]; }
-        L.blocks.push([e.playbackTime + k * %(block)d / ctx.sampleRate, now, Math.sqrt(sa / %(block)d),
-                       Math.sqrt(sb / %(block)d), pos]);
+        L.blocks.push([e.playbackTime + k * %(block)d / ctx.sampleRate, Math.sqrt(sa / %(block)d),
+                       Math.sqrt(sb / %(block)d)]);
       }
     };
   };
@@ -63,35 +62,26 @@ TAP = """(() => {
     ctx.createMediaStreamSource(s).connect(merger, 0, 0);
     return s;
   };
-  setInterval(() => {
-    if (!ctx) return;
-    for (const el of document.querySelectorAll('#live-output audio')) {
-      if (el.__tapped) continue;
-      el.__tapped = true; L.el = el; L.players += 1;
-      const src = ctx.createMediaElementSource(el);
-      src.connect(merger, 0, 1); src.connect(ctx.destination);
+  const connect = AudioNode.prototype.connect;
+  AudioNode.prototype.connect = function (dest, ...rest) {
+    const out = connect.call(this, dest, ...rest);
+    if (dest instanceof AudioDestinationNode && this.context !== ctx) {
+      graph();
+      const c = this.context;
+      if (!c.__bridge) {
+        c.__bridge = c.createMediaStreamDestination(); L.players += 1;
+        connect.call(ctx.createMediaStreamSource(c.__bridge.stream), merger, 0, 1);
+      }
+      connect.call(this, c.__bridge);
     }
-  }, 5);
+    return out;
+  };
+  const start = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (when, ...rest) {
+    L.queued.push((when || 0) - this.context.currentTime);
+    return start.call(this, when, ...rest);
+  };
 })();""" % {"block": BLOCK}
-
-# After the run: each network segment of the output stream, in playlist order, with its duration
-# and when its response had fully arrived (ms since the epoch).
-SEGMENTS = """async () => {
-  const got = performance.getEntriesByType('resource').filter(r => r.name.includes('/stream/'));
-  const lists = got.filter(r => r.name.includes('playlist.m3u8'));
-  if (!lists.length) return [];
-  const text = await (await fetch(lists[lists.length - 1].name)).text();
-  const out = []; let dur = null;
-  for (const line of text.split('\\n')) {
-    if (line.startsWith('#EXTINF:')) dur = parseFloat(line.slice(8));
-    else if (line && !line.startsWith('#')) {
-      const name = line.split('?')[0];
-      const hit = got.find(r => r.name.split('?')[0].endsWith('/' + name));
-      out.push([dur, hit ? performance.timeOrigin + hit.responseEnd : null]);
-    }
-  }
-  return out;
-}"""
 
 
 def test_signal(seconds: float, sr: int = 48_000) -> tuple[np.ndarray, np.ndarray]:
@@ -138,23 +128,6 @@ def match(sent: np.ndarray, heard: np.ndarray, min_delay: float = 0.1) -> np.nda
     return np.array(out)
 
 
-def arrivals(blocks: np.ndarray, sent: np.ndarray, heard_delay: np.ndarray, segments: list) -> np.ndarray:
-    """Per matched onset: when the network segment holding its translation had arrived, after the
-    onset reached the page's microphone input (seconds)."""
-    clock, perf, position = blocks[:, 0], blocks[:, 1] / 1000, blocks[:, 4]
-    ends = np.cumsum([d for d, _ in segments]) if segments else np.zeros(0)
-    out = []
-    for s, d in zip(sent, heard_delay):
-        if np.isnan(d) or not len(ends):
-            out.append(np.nan)
-            continue
-        i_in, i_out = np.searchsorted(clock, s), np.searchsorted(clock, s + d)
-        k = int(np.searchsorted(ends, position[min(i_out, len(position) - 1)], side="right"))
-        done = segments[k][1] if k < len(segments) else None
-        out.append(np.nan if done is None else done / 1000 - perf[min(i_in, len(perf) - 1)])
-    return np.array(out)
-
-
 def run(url: str, mic: Path, seconds: float, label: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -175,9 +148,8 @@ def run(url: str, mic: Path, seconds: float, label: str) -> dict:
                                    polling=200)
             status = page.locator("#live-status").inner_text().strip().splitlines()[-1]  # not the timer above it
             page.locator("#live-mic").get_by_role("button", name="Stop").click()
-            data = page.evaluate("() => ({blocks: window.__lat.blocks, players: window.__lat.players})")
-            data["status"] = status
-            data["segments"] = page.evaluate(SEGMENTS)
+            data = page.evaluate("() => window.__lat")
+            data["status"] = status + " · player: " + page.locator("#live-player").inner_text().strip()
         finally:
             browser.close()
     return data
@@ -186,25 +158,21 @@ def run(url: str, mic: Path, seconds: float, label: str) -> dict:
 def report(label: str, data: dict, model_delay: float) -> None:
     blocks = np.array(data["blocks"], float)
     if not len(blocks) or data["players"] == 0:
-        print(f"  {label}: no output player was tapped ({len(blocks)} blocks)")
+        print(f"  {label}: the page played nothing ({len(blocks)} blocks)")
         return
-    sent, heard = onsets(blocks[:, 0], blocks[:, 2]), onsets(blocks[:, 0], blocks[:, 3])
+    sent, heard = onsets(blocks[:, 0], blocks[:, 1]), onsets(blocks[:, 0], blocks[:, 2])
     delay = match(sent, heard, min_delay=model_delay)  # no translated note can come back sooner
-    net = arrivals(blocks, sent, delay, data["segments"])
-    # A heard onset whose audio reached the page sooner than the model's part after the note was
-    # played is another note's (a player that stalls and resumes makes onsets of its own): drop it.
-    wrong = ~np.isnan(net) & (net < model_delay)
-    ok, net = delay[~np.isnan(delay) & ~wrong], net[~np.isnan(net) & ~wrong]
+    ok = delay[~np.isnan(delay)]
     print(f"  {label} (model's part {model_delay:.2f} s); the page said: {data.get('status', '')}")
     if not ok.size:
         print(f"    {len(sent)} notes sent, {len(heard)} onsets heard, none matched")
         return
-    print(f"    {len(ok)}/{len(sent)} notes heard back ({int(wrong.sum())} mis-paired, left out); end-to-end delay "
-          f"median {statistics.median(ok):.2f} s (min {ok.min():.2f}, max {ok.max():.2f}); "
-          f"per note: {' '.join(f'{x:.2f}' for x in ok)}")
-    if net.size:
-        print(f"    the network segment holding each note had arrived after median {statistics.median(net):.2f} s "
-              f"(min {net.min():.2f}, max {net.max():.2f}); the rest is the page's player")
+    print(f"    {len(ok)}/{len(sent)} notes heard back; end-to-end delay median {statistics.median(ok):.2f} s "
+          f"(min {ok.min():.2f}, max {ok.max():.2f}); per note: {' '.join(f'{x:.2f}' for x in ok)}")
+    if data.get("queued"):
+        q = np.array(data["queued"])
+        print(f"    the player queued each of {len(q)} pieces median {np.median(q):.2f} s ahead of its clock "
+              f"(max {q.max():.2f}): that part of the delay is the page's buffer")
 
 
 def model_delay(d, step: float) -> float:
@@ -241,7 +209,7 @@ def main() -> int:
         if args.dump:
             args.dump.mkdir(parents=True, exist_ok=True)
             np.savez(args.dump / f"every_{every:g}_step_{step:g}.npz", blocks=np.array(data["blocks"], float),
-                     segments=np.array([[x if x is not None else np.nan for x in s] for s in data["segments"]], float))
+                     queued=np.array(data.get("queued", []), float))
         report(label, data, model_delay(d, step))
     return 0
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from . import audio, plots, weights
+from . import audio, live_player, plots, weights
 from .stream import LiveStream, reach
 from .tone import TONES, has_tones
 from .translate import MIN_SECONDS, Translation, Translator
@@ -226,6 +226,7 @@ class Channel:
     stream: LiveStream | None = None
     out: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=512))
     open: bool = True
+    sent: int = 0  # pieces sent to the page's player
 
 
 class Live:
@@ -245,11 +246,14 @@ class Live:
         if (ch := self.channels.get(request.session_hash)) is not None:
             ch.open = False
 
-    def chunk(self, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str, request: gr.Request) -> str:
+    def chunk(self, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str,
+              request: gr.Request) -> tuple[str, str]:
+        """(status line, the page player's piece), or two no-op updates when the model did not run."""
         d = self.app.direction(direction)
         ch = self.channels.setdefault(request.session_hash, Channel())
+        idle = gr.update(), gr.update()
         if chunk is None:
-            return gr.update()
+            return idle
         rate, data = chunk
         tone = tone if has_tones(d.target) else "clean"
         if ch.stream is None or ch.stream.key != (d.value, tone, rate):
@@ -258,12 +262,13 @@ class Live:
         try:
             out = ch.stream.feed(data)
         except audio.AudioError:  # a malformed chunk: skip it, keep the stream
-            return gr.update()
+            return idle
         if not out.size:  # the page re-renders what it is sent: only when the model has run
-            return gr.update()
+            return idle
         if not ch.out.full():
             ch.out.put(out)
-        return ch.stream.status()
+        ch.sent += 1
+        return ch.stream.status(), live_player.piece(out, self.app.translators[d.model_dir].spec.sample_rate, ch.sent)
 
     def play(self, request: gr.Request):
         """Yield each piece of translation as the chunk handler finishes it, until the recording stops."""

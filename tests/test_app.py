@@ -225,6 +225,8 @@ def test_browser_live_tab_plays_the_translation(server: str, tmp_path: Path) -> 
             page.get_by_text(re.compile(r"\(([2-9]|\d\d)\.\d s heard\)")).wait_for(timeout=60_000)
             status = page.locator("#live-status").inner_text()
             assert re.search(r"Delay in the model 0\.\d\d s", status) and "% of the audio" in status
+            # the page's live player is playing what each step sent
+            page.locator("#live-player").get_by_text(re.compile(r"[1-9]\d*\.\d s played")).wait_for(timeout=30_000)
             # the page's player holds a second of translation (the download below is the stream so far)
             page.wait_for_function("() => { const el = document.querySelector('#live-output audio');"
                                    " return el && el.buffered.length && el.buffered.end(0) > 1; }",

@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:  # app.py is a top-level script, not part of the p
 
 import app as app_module  # noqa: E402
 
-from cyclegan import plots  # noqa: E402
+from cyclegan import live_player, plots  # noqa: E402
 from cyclegan.config import SpecConfig  # noqa: E402
 
 
@@ -85,17 +85,6 @@ def test_live_bench_finds_each_note_and_its_delay() -> None:
     assert np.isnan(bench.match(starts, heard[:-2])[-2:]).all()  # notes never heard back
 
 
-def test_live_bench_finds_the_segment_of_each_note() -> None:
-    bench = _bench()
-    clock = np.arange(0, 5, 0.01)  # audio clock (s); perf clock is 1000 s later, in ms
-    position = np.clip(clock - 2.0, -1, None)  # the player runs 2 s behind
-    blocks = np.stack([clock, (clock + 1000) * 1000, clock * 0, clock * 0, position], 1)
-    segments = [(0.5, 1_002_600.0), (0.5, 1_003_100.0), (0.5, None)]  # (duration, arrived at ms)
-    got = bench.arrivals(blocks, np.array([0.2, 0.7, 1.2]), np.array([2.0, 2.0, 2.0]), segments)
-    np.testing.assert_allclose(got[:2], [2.4, 2.4], atol=0.02)  # segment 0 for 0.2 s, segment 1 for 0.7 s
-    assert np.isnan(got[2])  # its segment never arrived
-
-
 def test_live_probes_at_start_and_sends_status_only_when_the_model_ran(tiny_weights: Path) -> None:
     from types import SimpleNamespace
 
@@ -109,10 +98,24 @@ def test_live_probes_at_start_and_sends_status_only_when_the_model_ran(tiny_weig
     wave = (tone(3.0, 48_000) * 32767).astype(np.int16)
     replies = [live.chunk((48_000, wave[i:i + 4800]), "piano2guitar", "clean", request)
                for i in range(0, len(wave), 4800)]  # Gradio's 0.1 s slices
-    ran = [isinstance(r, str) for r in replies]
+    ran = [isinstance(status, str) for status, _ in replies]
     assert 8 <= sum(ran) <= 12 and not any(ran[:3])  # about one model step per 0.25 s, none before the look-ahead
-    assert all(r.startswith("Delay in the model") for r in replies if isinstance(r, str))
-    assert all(r == {"__type__": "update"} for r in replies if not isinstance(r, str))
-    played = live.channels["s"].out
-    assert played.qsize() == sum(ran)  # each step's translation went to the player
+    assert all(r[0].startswith("Delay in the model") for r, x in zip(replies, ran) if x)
+    assert all(r == ({"__type__": "update"},) * 2 for r, x in zip(replies, ran) if not x)
+    whole, rate = live.channels["s"].out, next(iter(live.app.translators.values())).spec.sample_rate
+    assert whole.qsize() == sum(ran)  # each step's translation went to the whole take's stream ...
+    pieces = [live_player.decode(r[1]) for r, x in zip(replies, ran) if x]  # ... and to the page's player
+    assert [seq for seq, _, _ in pieces] == list(range(1, sum(ran) + 1)) and {r for _, r, _ in pieces} == {rate}
+    took = [whole.get_nowait() for _ in range(whole.qsize())]
+    for (_, _, got), want in zip(pieces, took):
+        np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1 / 32767)
     assert handlers.reach.cache_info().misses == 2  # not again in the visitor's first chunk
+
+
+def test_live_player_pieces_round_trip_and_differ_when_silent() -> None:
+    wave = np.sin(np.linspace(0, 60, 2500)).astype(np.float32) * 1.2  # clipped at ±1 like the wavs
+    seq, rate, got = live_player.decode(live_player.piece(wave, 25_000, 7))
+    assert (seq, rate, got.dtype, got.shape) == (7, 25_000, np.float32, wave.shape)
+    np.testing.assert_allclose(got, np.clip(wave, -1, 1), atol=1 / 32767)
+    silent = np.zeros(2500, np.float32)
+    assert live_player.piece(silent, 25_000, 1) != live_player.piece(silent, 25_000, 2)  # both get played
