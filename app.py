@@ -129,8 +129,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
 
 def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY, step: float = LIVE_STEP) -> None:
     gr.Markdown("**A near-live preview, not a guitar pedal.** Play into the microphone and hear the translation "
-                "a second or two later: the model waits for a quarter of a second of what follows each moment, "
-                "and the audio travels to the server and back. Use headphones, or the speaker feeds the microphone.")
+                "about 0.7 s later (more on a slow connection): the model waits for a quarter of a second of what "
+                "follows each moment, and the audio travels to the server and back. Use headphones, or the "
+                "speaker feeds the microphone.")
     with gr.Row(equal_height=True):
         direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
         tone = _tone_radio(app, "live-tone")
