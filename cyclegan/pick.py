@@ -8,9 +8,7 @@ data/select-corpus --minutes 5 --seed 7`), which neither training nor the evalua
 For every model, both directions: transfer accuracy and chroma similarity over all the
 clips of DATA/<name> (and DATA/<name>-driven), and the paired log-spectral distance over all of DATA/paired. The
 rule: among the models with transfer >= --min-transfer and chroma >= --min-chroma both
-ways, the lowest paired LSD averaged over the two directions wins. If none passes, the best
-weakest transfer among those that keep the pitch (chroma >= --min-chroma both ways), then
-among the rest.
+ways, the lowest paired LSD averaged over the two directions wins.
 """
 from __future__ import annotations
 
@@ -60,14 +58,12 @@ def passes(row: dict[str, dict[str, float]], min_transfer: float, min_chroma: fl
 
 
 def rank(rows: dict[str, dict], min_transfer: float, min_chroma: float) -> list[str]:
-    """Model paths, best first: those that pass by mean LSD, then those that keep the pitch, then
-    the rest, each by their weakest transfer (ties by mean LSD). A translation that loses the
-    notes is no translation, so the chroma floor holds even when the transfer bar is missed."""
+    """Model paths, best first: those that pass by mean LSD, then the rest by their weakest
+    transfer (ties by mean LSD)."""
     both_ways_lsd = lambda m: float(np.mean([d["lsd"] for d in rows[m].values()]))
-    keeps_pitch = lambda m: passes(rows[m], 0.0, min_chroma)
     ok = sorted((m for m in rows if passes(rows[m], min_transfer, min_chroma)), key=both_ways_lsd)
     rest = sorted((m for m in rows if m not in ok),
-                  key=lambda m: (not keeps_pitch(m), -min(d["transfer"] for d in rows[m].values()), both_ways_lsd(m)))
+                  key=lambda m: (-min(d["transfer"] for d in rows[m].values()), both_ways_lsd(m)))
     return ok + rest
 
 

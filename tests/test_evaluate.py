@@ -183,13 +183,6 @@ def test_pick_rule_prefers_passing_models_then_lower_distance() -> None:
     assert pick.rank(rows, 0.9, 0.8)[-2:] == ["as_weak_but_closer", "weakest"]
 
 
-def test_pick_rule_keeps_the_pitch_floor_when_no_model_passes() -> None:
-    row = lambda t, c: {"a2b": {"transfer": t, "chroma": c, "lsd": 10.0}, "b2a": {"transfer": 0.7, "chroma": 0.9, "lsd": 10.0}}
-    rows = {"transfer_but_smeared": row(0.69, 0.71), "keeps_notes": row(0.67, 0.86), "keeps_notes_weaker": row(0.4, 0.9)}
-    assert pick.rank(rows, 0.9, 0.8) == ["keeps_notes", "keeps_notes_weaker", "transfer_but_smeared"]
-    assert pick.rank(rows, 0.9, 0.7)[0] == "transfer_but_smeared"  # all keep a 0.7 floor: transfer decides
-
-
 def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="error: .*"):
         pick.main([str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "nowhere")])
