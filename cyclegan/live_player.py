@@ -36,20 +36,22 @@ TEMPLATE = "<div class='live-player'>Low-latency player: <span class='live-playe
 JS = """
 const state = element.querySelector('.live-player-state');
 let ctx = null, next = 0, played = 0, gaps = 0, dropped = 0;
+const AC = window.AudioContext || window.webkitAudioContext;
 const open = () => {
+  if (!AC) { state.textContent = 'this browser has no Web Audio: play the whole take instead'; return false; }
   if (!ctx) {
-    try { ctx = new AudioContext({sampleRate: Number(props.rate), latencyHint: 'interactive'}); }
-    catch (e) { ctx = new AudioContext({latencyHint: 'interactive'}); }
+    try { ctx = new AC({sampleRate: Number(props.rate), latencyHint: 'interactive'}); }
+    catch (e) { ctx = new AC({latencyHint: 'interactive'}); }
   }
   if (ctx.state === 'suspended') ctx.resume();
+  return true;
 };
 document.addEventListener('pointerdown', (e) => { if (e.target.closest('#live-mic')) open(); }, true);
 watch('value', () => {
   const v = props.value || '', a = v.indexOf(':'), b = v.indexOf(':', a + 1);
   if (a < 0 || b < 0) return;
   const rate = parseInt(v.slice(a + 1, b)), bytes = atob(v.slice(b + 1)), n = bytes.length >> 1;
-  if (!n) return;
-  open();
+  if (!n || !open()) return;
   const buf = ctx.createBuffer(1, n, rate), ch = buf.getChannelData(0);
   for (let i = 0; i < n; i++) {
     const u = bytes.charCodeAt(2 * i) | (bytes.charCodeAt(2 * i + 1) << 8);
