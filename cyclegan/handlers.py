@@ -221,8 +221,8 @@ def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
 @dataclass
 class Channel:
     """One visitor's live session: the translator the microphone event feeds, and the queue the
-    player event plays from. Gradio starts a new output stream for each call of a .stream
-    handler, so one long-running player generator is what keeps the output one continuous stream."""
+    whole-take event streams from. Gradio starts a new output stream for each call of a .stream
+    handler, so one long-running generator is what keeps that output one continuous stream."""
     stream: LiveStream | None = None
     out: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=512))
     open: bool = True
@@ -231,13 +231,14 @@ class Channel:
 
 class Live:
     """The Live tab's three handlers: start (a channel per session), chunk (translate what the
-    microphone sent) and play (yield the translation as it becomes final), plus stop."""
+    microphone sent; its reply feeds the page's player) and play (yield the whole take to the
+    streamed output as it becomes final), plus stop."""
 
     def __init__(self, app: App, step_seconds: float, max_seconds: float):
         self.app, self.step, self.max_seconds = app, step_seconds, max_seconds
         self.channels: dict[str, Channel] = {}
         for d in app.directions.values():  # probe each generator's reach now, not in a visitor's first chunk:
-            reach(app.translators[d.model_dir], d.reverse)  # the player never wins back a late start
+            reach(app.translators[d.model_dir], d.reverse)  # a late first step only adds delay
 
     def start(self, request: gr.Request) -> None:
         self.channels[request.session_hash] = Channel()
