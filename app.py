@@ -144,9 +144,8 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
         # the whole take as Gradio streams it (HLS): to replay or download; the player below is what is heard
         out = gr.Audio(streaming=True, autoplay=False, interactive=False, label="Translation (the whole take)",
                        elem_id="live-output")
-    rate = next(iter(app.translators.values())).spec.sample_rate
     player = gr.HTML("", html_template=live_player.TEMPLATE, js_on_load=live_player.JS, elem_id="live-player",
-                     rate=rate)
+                     rate=app.sample_rate)
     status = gr.Markdown(elem_id="live-status")
     live = Live(app, step, LIVE_SECONDS)
     hidden = {"api_visibility": "private", "show_progress": "hidden"}

@@ -63,6 +63,11 @@ class App:
         return cls({d.value: d for d in found}, translators, {m: weights.load_spectra(m) for m in translators},
                    out_root)
 
+    @property
+    def sample_rate(self) -> int:
+        """The first model's rate: what an upload is checked at and the live output plays at."""
+        return next(iter(self.translators.values())).spec.sample_rate
+
     def direction(self, value: str | None) -> weights.Direction:
         d = self.directions.get(value or "")
         if d is None:
@@ -88,7 +93,7 @@ class App:
 
     def check(self, audio_path: str | None) -> str:
         """What an upload holds, or gr.Error at once if it cannot be translated."""
-        sr = next(iter(self.translators.values())).spec.sample_rate
+        sr = self.sample_rate
         wave, notes = self.read(audio_path, sr)
         seconds = len(wave) / sr
         del wave
@@ -257,9 +262,9 @@ class Live:
             return idle
         rate, data = chunk
         tone = tone if has_tones(d.target) else "clean"
+        tr = self.app.translators[d.model_dir]
         if ch.stream is None or ch.stream.key != (d.value, tone, rate):
-            ch.stream = LiveStream(self.app.translators[d.model_dir], d.reverse, rate, tone, self.step,
-                                   key=(d.value, tone, rate))
+            ch.stream = LiveStream(tr, d.reverse, rate, tone, self.step, key=(d.value, tone, rate))
         try:
             out = ch.stream.feed(data)
         except audio.AudioError:  # a malformed chunk: skip it, keep the stream
@@ -269,12 +274,12 @@ class Live:
         if not ch.out.full():
             ch.out.put(out)
         ch.sent += 1
-        return ch.stream.status(), live_player.piece(out, self.app.translators[d.model_dir].spec.sample_rate, ch.sent)
+        return ch.stream.status(), live_player.piece(out, tr.spec.sample_rate, ch.sent)
 
     def play(self, request: gr.Request):
         """Yield each piece of translation as the chunk handler finishes it, until the recording stops."""
         ch = self.channels.setdefault(request.session_hash, Channel())
-        sample_rate = next(iter(self.app.translators.values())).spec.sample_rate
+        sample_rate = self.app.sample_rate
         deadline = time.monotonic() + self.max_seconds + 5
         try:
             while time.monotonic() < deadline:
