@@ -166,10 +166,21 @@ def load(model_dir: Path = DEFAULT_DIR) -> Classifier:
     return Classifier.load(model_dir)
 
 
+def _shift_bands(x: torch.Tensor, rng: np.random.Generator, most: int = 4) -> torch.Tensor:
+    """Move the log-mel up or down by up to `most` bands (edges repeated): about a tone per band
+    in the mids, so a sample set's register and formants stop being a clue."""
+    s = int(rng.integers(-most, most + 1))
+    if s == 0:
+        return x
+    edge = x[:1] if s > 0 else x[-1:]
+    return torch.cat([edge.expand(s, -1), x[:-s]]) if s > 0 else torch.cat([x[-s:], edge.expand(-s, -1)])
+
+
 def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Random gain, a smooth random EQ across the mel axis (tilt, bow and a few bumps, dB, strong
-    enough that a fixed EQ of one instrument towards the other cannot fool it), a noise floor
-    and per-bin jitter."""
+    """A random shift along the mel axis, random gain, a smooth random EQ across it (tilt, bow
+    and a few bumps, dB, strong enough that a fixed EQ of one instrument towards the other cannot
+    fool it), a noise floor and per-bin jitter."""
+    x = _shift_bands(x, rng)
     f = torch.linspace(-1, 1, x.shape[0])[:, None]
     curve = float(rng.uniform(-15, 15)) * f + float(rng.uniform(-8, 8)) * f ** 2
     for _ in range(3):

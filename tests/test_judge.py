@@ -25,6 +25,22 @@ def test_band_norm_ignores_a_fixed_eq_but_not_the_envelope() -> None:
         assert not torch.allclose(plain(x), plain(x + eq), atol=1e-3)
 
 
+def test_band_shift_moves_the_log_mel_and_repeats_the_edge() -> None:
+    x = torch.arange(40.0).reshape(10, 4)  # band k holds 4k .. 4k+3
+    shifts = set()
+    for seed in range(30):
+        y = classifier._shift_bands(x, np.random.default_rng(seed), most=3)
+        assert y.shape == x.shape
+        s = int((y[5, 0] - x[5, 0]).item()) // -4  # band 5 now holds band 5 - s
+        shifts.add(s)
+        assert torch.equal(y[max(s, 0):10 + min(s, 0)], x[max(-s, 0):10 - max(s, 0)])
+        if s > 0:
+            assert torch.equal(y[:s], x[:1].expand(s, -1))
+        elif s < 0:
+            assert torch.equal(y[s:], x[-1:].expand(-s, -1))
+    assert shifts == {-3, -2, -1, 0, 1, 2, 3}
+
+
 def test_pluck_plays_each_note_at_its_pitch() -> None:
     sr = 16_000
     x = variety.pluck([Note(57, 0.1, 0.9, 100)], 1.0, sr, np.random.default_rng(0))  # A3, 220 Hz
