@@ -170,10 +170,7 @@ def _shift_bands(x: torch.Tensor, rng: np.random.Generator, most: int = 4) -> to
     """Move the log-mel up or down by up to `most` bands (edges repeated): about a tone per band
     in the mids, so a sample set's register and formants stop being a clue."""
     s = int(rng.integers(-most, most + 1))
-    if s == 0:
-        return x
-    edge = x[:1] if s > 0 else x[-1:]
-    return torch.cat([edge.expand(s, -1), x[:-s]]) if s > 0 else torch.cat([x[-s:], edge.expand(-s, -1)])
+    return x[(torch.arange(x.shape[0]) - s).clamp(0, x.shape[0] - 1)]
 
 
 def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
