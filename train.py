@@ -60,9 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--domain-b", type=Path, help="folder of domain B audio (default: the built-in corpus's guitar)")
     data.add_argument("--name-a", help="name of domain A (default: the folder's name)")
     data.add_argument("--name-b", help="name of domain B (default: the folder's name)")
-    data.add_argument("--b-twins", nargs=2, type=Path, metavar=("INPUTS", "TARGETS"),
+    data.add_argument("--b-twins", nargs=2, type=Path, metavar=("INPUTS", "TARGETS"), action="append",
                       help="extra inputs for the B->A generator, each cycled back to the same-named file of "
-                           "TARGETS, not to itself (the built-in corpus: driven guitars and their clean twins)")
+                           "TARGETS, not to itself (repeatable; the built-in corpus: driven guitars and their "
+                           "clean twins)")
+    data.add_argument("--other-guitars", action="store_true",
+                      help="with the built-in corpus, also feed the B->A generator its other electric guitars "
+                           "(guitar-other/: nylon, steel, muted, a plucked-string model), twinned likewise")
     data.add_argument("--corpus-minutes", type=float, default=40.0, help="minutes per instrument of the built-in corpus")
     data.add_argument("--soundfont", type=Path, action="append", default=[],
                       help="extra General-MIDI SoundFont for the built-in corpus (repeatable)")
@@ -153,7 +157,9 @@ def default_corpus(args: argparse.Namespace) -> None:
         sys.exit(f"error: {e}")
     args.domain_a, args.domain_b = root / "piano", root / "guitar"
     if args.b_twins is None:
-        args.b_twins = [root / "guitar-driven", root / "guitar-driven-clean"]
+        args.b_twins = [(root / "guitar-driven", root / "guitar-driven-clean")]
+        if args.other_guitars:
+            args.b_twins.append((root / "guitar-other", root / "guitar-other-clean"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
                       time_limit=args.time_limit * 60 if args.time_limit is not None else None,
                       snapshot_every=args.snapshot_every, init_from=args.init_from, keep=args.keep,
                       allow_data_change=args.allow_data_change,
-                      twins_b=tuple(args.b_twins) if args.b_twins else None)
+                      twins_b=tuple(map(tuple, args.b_twins)) if args.b_twins else None)
     speaks = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for every rank
     try:
         fit(build_config(args), opts)

@@ -5,6 +5,7 @@ held-out evaluation sets) from General-MIDI SoundFonts, recorded under random co
 
 Layout (every folder holds mono 16-bit wav clips; manifest.json says what each one is):
     piano/  guitar/ (clean, jazz)  guitar-driven/ (overdriven, distorted, amp)  guitar-driven-clean/
+    guitar-other/ (nylon, steel, muted, plucked-string model, TimGM6mb's clean)  guitar-other-clean/
     paired/{piano,guitar,guitar-driven}/            the same notes on each, one recording draw
     heldout-family/...  heldout-recorded/...        the held-out family, plain / under held-out conditions
 Material is drawn from seeded numpy Generators, so the same settings give byte-identical files.
@@ -29,8 +30,9 @@ from .layout import EVAL_SETS
 from .material import PIANO_WIDE, RANGES, make_notes
 from .soundfonts import (HELD_OUT_FAMILY, SYSTEM_SOUNDFONTS, CorpusError, Renderer, SoundFont, installed_soundfonts,
                          resolve_soundfonts)
+from .variety import plucked_di
 
-VERSION = 5  # bump when the material or rendering changes, so ensure_corpus re-renders
+VERSION = 6  # bump when the material or rendering changes, so ensure_corpus re-renders
 PIANO_PROGRAMS = (0, 1, 2)  # acoustic grand, bright, electric grand
 CLEAN = {27: "clean", 26: "jazz"}
 DRIVEN = {29: "overdriven", 30: "distorted"}
@@ -38,7 +40,11 @@ DRIVEN_TONES = ("overdriven", "distorted", "amp")  # amp: a clean guitar through
 # TimGM6mb's clean guitar puts a broadband pick click on every note (12.6-14.5 dB from every other
 # guitar preset on the paired distance); with it in the domain a model clicked on every piano note.
 SKIP = {("TimGM6mb.sf2", 27)}
-FOLDERS = {"piano": "piano", "clean": "guitar", "driven": "guitar-driven", "twin": "guitar-driven-clean"}
+FOLDERS = {"piano": "piano", "clean": "guitar", "driven": "guitar-driven", "twin": "guitar-driven-clean",
+           "other": "guitar-other", "other_twin": "guitar-other-clean"}
+# guitar->piano inputs beyond the guitar domain (the clean twin is the cycle's target): a family's
+# nylon, steel and palm-muted guitars, a Karplus-Strong string through a pickup EQ, the clicking clean guitar
+OTHER = {24: "nylon", 25: "steel", 28: "muted", -1: "plucked"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ def _jobs(s: CorpusSettings) -> list[dict]:
              for i in range(n // 2)]
     jobs += [_group("", i, ("piano", "clean", "driven"), train[i % len(train)], _seed(s, 3, i), "studio", True)
              for i in range(s.paired)]
+    jobs += [_group("", i, ("other", "other_twin"), train[i % len(train)], _seed(s, 5, i), "studio", False)
+             for i in range(n // 4)]
     held = s.held_out_font
     for k, (root, space) in enumerate(EVAL_SETS.items() if held else ()):
         for j, part in enumerate(("piano", "clean", "driven")):
@@ -113,20 +121,32 @@ def _presets(r: Renderer, font: str, rng: np.random.Generator) -> dict:
     if program is None or not r.has(font, program):
         driven, program = "amp", clean
     return {"piano": piano, "clean": clean, "driven": driven, "driven_program": program,
-            "amp": {k: round(float(v), 3) for k, v in amp.items()} if driven == "amp" else None}
+            "amp": {k: round(float(v), 3) for k, v in amp.items()} if driven == "amp" else None,
+            "other_seed": int(rng.integers(2 ** 32))}  # drawn last: the draws above stay as they were
 
 
 def _dry(r: Renderer, font: str, part: str, pre: dict, notes: list, s: CorpusSettings, cents: float) -> tuple:
     """(dry audio, program, tone, amp settings) of one part of a group."""
     if part == "piano":
         return r.render(font, pre["piano"], notes, s.clip_seconds, cents), pre["piano"], None, None
-    if part in ("clean", "twin"):
+    if part == "other":
+        return _other(r, font, notes, s, cents, np.random.default_rng(pre["other_seed"]))
+    if part in ("clean", "twin", "other_twin"):
         return r.render(font, pre["clean"], notes, s.clip_seconds, cents), pre["clean"], CLEAN.get(pre["clean"], "clean"), None
     x = r.render(font, pre["driven_program"], notes, s.clip_seconds, cents)
     if pre["amp"] is None:
         return x, pre["driven_program"], pre["driven"], None
     x = (x / max(np.abs(x).max(), 1e-9) * 0.5).astype(np.float32)  # the amp's drive assumes a hot DI level
     return tone.amp_chain(**pre["amp"])(x[None], s.sample_rate)[0], pre["driven_program"], "amp", pre["amp"]
+
+
+def _other(r: Renderer, font: str, notes: list, s: CorpusSettings, cents: float, rng: np.random.Generator) -> tuple:
+    """One of the family's other electric guitars (OTHER, and any SKIP preset it has)."""
+    choices = [p for p in OTHER if p < 0 or r.has(font, p)] + [p for f, p in SKIP if f == font]
+    program = choices[int(rng.integers(len(choices)))]
+    if program < 0:
+        return plucked_di(notes, s.clip_seconds, s.sample_rate, rng), -1, "plucked", None
+    return r.render(font, program, notes, s.clip_seconds, cents), program, OTHER.get(program, "clean"), None
 
 
 def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[dict]:
@@ -152,8 +172,9 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
                 "conditions": cond, "notes": [[n.pitch, n.start, n.end, n.velocity] for n in notes]}
         if amp:
             clip["amp"] = amp
-        if part == "driven" and "twin" in g["parts"]:
-            clip["clean_twin"] = g["parts"]["twin"]
+        twin = {"driven": "twin", "other": "other_twin"}.get(part)
+        if twin in g["parts"]:
+            clip["clean_twin"] = g["parts"][twin]
         clips.append(clip)
     return clips
 

@@ -140,6 +140,7 @@ class Twins:
     targets: Path
     pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     files: str = ""
+    more: tuple[Path, ...] = ()  # the input folders of further pairs joined into this pool (join_twins)
 
 
 def load_twins(inputs: Path, targets: Path, spec: SpecConfig, cfg: TrainConfig, cache_dir: Path | None,
@@ -165,6 +166,14 @@ def load_twins(inputs: Path, targets: Path, spec: SpecConfig, cfg: TrainConfig, 
     if not tw.pairs:
         raise DataError(f"{inputs}: no usable twin pair of at least {cfg.crop_frames} frames to train on")
     return tw
+
+
+def join_twins(parts: list[Twins]) -> Twins:
+    """Several twin folder pairs as one pool: crops are drawn in proportion to each pair's length."""
+    if len(parts) == 1:
+        return parts[0]
+    return Twins(parts[0].inputs, parts[0].targets, [p for t in parts for p in t.pairs],
+                 " + ".join(t.files for t in parts), tuple(t.inputs for t in parts[1:]))
 
 
 def _counts(skipped: dict[str, int]) -> str:

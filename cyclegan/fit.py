@@ -22,7 +22,7 @@ from tqdm import tqdm
 from . import audio, plots, store, weights
 from .augment import RandomEQ
 from .config import Config
-from .data import CropSampler, Domain, TwinSampler, load_domain, load_twins
+from .data import CropSampler, Domain, TwinSampler, join_twins, load_domain, load_twins
 from .metrics import relative_cycle_error
 from .runstate import (CHECKPOINT, Found, Interrupted, Probe, Run, RunError, RunOptions, StopSignals,  # noqa: F401
                        check_data, check_space, find_checkpoint, restore, save, saved_config)
@@ -195,7 +195,8 @@ def _start(run: Run) -> None:
     run.samplers = {k: CropSampler(d.train, cfg.train.crop_frames, cfg.train.seed * 7919 + run.rank * 2 + i)
                     for i, (k, d) in enumerate(zip("ab", run.doms))}
     if opts.twins_b:
-        run.twins = load_twins(*opts.twins_b, cfg.spec, cfg.train, opts.cache_dir, run.rank, run.world)
+        run.twins = join_twins([load_twins(i, t, cfg.spec, cfg.train, opts.cache_dir, run.rank, run.world)
+                                for i, t in opts.twins_b])
         run.samplers["twin"] = TwinSampler(run.twins, cfg.train.crop_frames, cfg.train.twin_fraction,
                                            cfg.train.seed * 7919 + 1000 + run.rank)
     if cfg.train.eq_db:

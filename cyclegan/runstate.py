@@ -52,7 +52,8 @@ class RunOptions:
     init_from: Path | None = None  # an exported model whose generators a new run starts from
     keep: int = 3  # newest checkpoints kept; an older one is the way back from a damaged newest
     allow_data_change: bool = False  # resume although the seed, split or data folders changed
-    twins_b: tuple[Path, Path] | None = None  # (inputs, targets): extra B->A inputs cycled to their twins
+    # ((inputs, targets), ...): extra B->A inputs, each cycled to its same-named twin in targets
+    twins_b: tuple[tuple[Path, Path], ...] | None = None
 
 
 @dataclass
@@ -164,7 +165,8 @@ def check_space(run: Run) -> None:
 def _data_record(run: Run) -> dict[str, Any]:
     doms = {k: {"folder": store.repo_relative(d.folder), "files": d.files} for k, d in zip("ab", run.doms)}
     if run.twins:
-        doms["twin"] = {"folder": store.repo_relative(run.twins.inputs), "files": run.twins.files}
+        folders = (run.twins.inputs, *run.twins.more)
+        doms["twin"] = {"folder": ", ".join(store.repo_relative(f) for f in folders), "files": run.twins.files}
     return {**doms, **{k: getattr(run.cfg.train, k) for k in DATA_KEYS}}
 
 

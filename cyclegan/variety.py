@@ -73,6 +73,14 @@ def pluck(notes: list[Note], seconds: float, sample_rate: int, rng: np.random.Ge
     return out.astype(np.float32)
 
 
+def plucked_di(notes: list[Note], seconds: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A plucked-string guitar through a pickup-like EQ, at a hot DI level (half full scale)."""
+    x = pluck(notes, seconds, sample_rate, rng)
+    pickup = Pedalboard([HighpassFilter(80.0), PeakFilter(float(rng.uniform(1_500, 4_000)), float(rng.uniform(2, 8)), 1.0)])
+    x = pickup(x[None], sample_rate)[0]
+    return (x / max(np.abs(x).max(), 1e-9) * 0.5).astype(np.float32)
+
+
 def plucked_guitars(n: int, seed: int, sample_rate: int = 25_000, seconds: float = 4.0) -> list[Clip]:
     """`n` plucked-string guitar clips through a pickup-like EQ, half of them through a random amp
     chain, under studio recording conditions."""
@@ -81,10 +89,7 @@ def plucked_guitars(n: int, seed: int, sample_rate: int = 25_000, seconds: float
         rng = np.random.default_rng([seed, 99, i])
         notes = make_notes(rng, *RANGES["guitar"], seconds, "guitar")
         cond = conditions.draw(rng, "studio")
-        x = pluck(notes, seconds, sample_rate, rng)
-        pickup = Pedalboard([HighpassFilter(80.0), PeakFilter(float(rng.uniform(1_500, 4_000)), float(rng.uniform(2, 8)), 1.0)])
-        x = pickup(x[None], sample_rate)[0]
-        x = (x / max(np.abs(x).max(), 1e-9) * 0.5).astype(np.float32)
+        x = plucked_di(notes, seconds, sample_rate, rng)
         if i % 2:
             x = tone.amp_chain(float(rng.uniform(14, 36)), float(rng.uniform(70, 160)), float(rng.uniform(700, 2_500)),
                                float(rng.uniform(-3, 6)), float(rng.uniform(3_500, 9_000)))(x[None], sample_rate)[0]

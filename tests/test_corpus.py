@@ -41,6 +41,7 @@ def test_layout_and_settings_name_soundfonts_by_file_and_checksum(tiny: Path) ->
     assert all(len(f["sha256"]) == 64 for f in fonts) and "/" not in json.dumps(m["settings"])
     count = lambda folder: len(list((tiny / folder).glob("*.wav")))  # noqa: E731
     assert (count("piano"), count("guitar"), count("guitar-driven"), count("guitar-driven-clean")) == (12, 12, 6, 6)
+    assert count("guitar-other") == count("guitar-other-clean") == 3
     for s in ("paired", "heldout-family/paired", "heldout-recorded/paired"):
         assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 3
     for s in ("heldout-family", "heldout-recorded"):
@@ -67,10 +68,13 @@ def test_tones_programs_and_ranges(tiny: Path) -> None:
     for c in manifest(tiny)["clips"]:
         folder = Path(c["path"]).parent.name
         want = {"piano": {None}, "guitar": {"clean", "jazz"}, "guitar-driven": {"overdriven", "distorted", "amp"},
-                "guitar-driven-clean": {"clean", "jazz"}}[folder]
+                "guitar-driven-clean": {"clean", "jazz"}, "guitar-other-clean": {"clean", "jazz"},
+                "guitar-other": {"nylon", "steel", "muted", "plucked", "clean"}}[folder]
         assert c["tone"] in want, c
         assert ("amp" in c) == (c["tone"] == "amp")
-        assert (c["soundfont"], c["program"]) not in corpus.SKIP  # TimGM6mb's clicking clean guitar
+        assert (c["program"] == -1) == (c["tone"] == "plucked")
+        if folder != "guitar-other":  # TimGM6mb's clicking clean guitar is only ever a guitar->piano input
+            assert (c["soundfont"], c["program"]) not in corpus.SKIP
         lo, hi = material.RANGES["guitar"] if folder != "piano" or "paired" in c["path"] else material.PIANO_WIDE
         assert all(lo <= p <= hi and 0 <= s < e <= 2.0 and 1 <= v <= 127 for p, s, e, v in c["notes"])
 
@@ -80,7 +84,7 @@ def test_groups_share_notes_and_conditions_but_not_noise(tiny: Path) -> None:
     twins = [(c, clips[c["clean_twin"]]) for c in clips.values() if "clean_twin" in c]
     pairs = [(c, clips[c["path"].replace("/piano/", f"/{g}/")]) for c in clips.values()
              if "paired/piano" in c["path"] for g in ("guitar", "guitar-driven")]
-    assert len(twins) == 6 and len(pairs) == 18
+    assert len(twins) == 6 + 3 and len(pairs) == 18
     for a, b in twins + pairs:
         assert a["notes"] == b["notes"] and a["conditions"] == b["conditions"] and a["seed"] == b["seed"]
         assert not np.array_equal(sf.read(tiny / a["path"])[0], sf.read(tiny / b["path"])[0])
@@ -127,7 +131,7 @@ def test_timbre_separable_by_a_small_classifier(tmp_path: Path) -> None:
     root = corpus.render_corpus(tmp_path / "probe", minutes=6, seed=0, sample_rate=16000, clip_seconds=2.0,
                                 paired=15, heldout=0)
     clips = manifest(root)["clips"]
-    unpaired = [c for c in clips if c["set"] == "train" and "clean" not in c["path"]]
+    unpaired = [c for c in clips if c["set"] == "train" and "clean" not in c["path"] and "other" not in c["path"]]
     train = [c for i, c in enumerate(unpaired) if i % 3]
     held = [c for i, c in enumerate(unpaired) if i % 3 == 0] + [c for c in clips if c["set"] == "paired"]
     cfg = ClassifierConfig(sample_rate=16000, fmax=7600, n_mels=128, window_frames=64, width=8, steps=400,

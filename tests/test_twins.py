@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from cyclegan.config import Config
-from cyclegan.data import DataError, Twins, TwinSampler, load_twins
+from cyclegan.data import DataError, Twins, TwinSampler, join_twins, load_twins
 from cyclegan.fit import RunError, RunOptions, fit
 from cyclegan.models import Generators
 from conftest import tiny_config, write_tones
@@ -71,9 +71,9 @@ def test_the_generators_translate_the_twin_input_and_keep_the_identity_on_the_ta
 
 
 def test_a_run_with_twins_resumes_exactly(toy_domains, twins, cache, tmp_path):
-    whole = train(toy_domains, tmp_path / "whole", cache, steps=6, twins_b=twins)
-    train(toy_domains, tmp_path / "parts", cache, steps=4, twins_b=twins)
-    assert_same(whole, train(toy_domains, tmp_path / "parts", cache, steps=6, twins_b=twins, resume=True))
+    whole = train(toy_domains, tmp_path / "whole", cache, steps=6, twins_b=(twins,))
+    train(toy_domains, tmp_path / "parts", cache, steps=4, twins_b=(twins,))
+    assert_same(whole, train(toy_domains, tmp_path / "parts", cache, steps=6, twins_b=(twins,), resume=True))
     without = train(toy_domains, tmp_path / "plain", cache, steps=6)
     assert any(not torch.equal(p, q) for p, q in zip(without.gens.b2a.parameters(), whole.gens.b2a.parameters()))
 
@@ -82,8 +82,25 @@ def test_adding_twins_on_resume_is_a_data_change(toy_domains, twins, cache, tmp_
     out = tmp_path / "run"
     train(toy_domains, out, cache, steps=2)
     with pytest.raises(RunError, match=f"^--resume would change twin inputs added \\({twins[0]}\\)"):
-        train(toy_domains, out, cache, steps=4, twins_b=twins, resume=True)
+        train(toy_domains, out, cache, steps=4, twins_b=(twins,), resume=True)
     opts = RunOptions(*toy_domains, out=out, device="cpu", cache_dir=cache, resume=True, allow_data_change=True,
-                      twins_b=twins)
+                      twins_b=(twins,))
     assert fit(config(4), opts).step_count == 4
     assert f"continuing with twin inputs added ({twins[0]})" in capsys.readouterr().out
+
+
+def test_joined_twin_pairs_pool_their_crops_and_a_new_pair_on_resume_is_a_data_change(
+        toy_domains, twins, cache, tmp_path, capsys):
+    cfg = tiny_config(crop_frames=32)
+    one = load_twins(*twins, Config().spec, cfg.train, None)
+    two = join_twins([one, load_twins(*twins, Config().spec, cfg.train, None)])
+    assert len(two.pairs) == 2 * len(one.pairs) and two.more == (twins[0],)
+    assert two.files == f"{one.files} + {one.files}" and join_twins([one]) is one
+    out = tmp_path / "run"
+    train(toy_domains, out, cache, steps=2, twins_b=(twins,))
+    with pytest.raises(RunError, match=f"^--resume would change domain TWIN {twins[0]}, {twins[0]} "
+                                       f"\\(was {twins[0]}\\)"):
+        train(toy_domains, out, cache, steps=4, twins_b=(twins, twins), resume=True)
+    opts = RunOptions(*toy_domains, out=out, device="cpu", cache_dir=cache, resume=True, allow_data_change=True,
+                      twins_b=(twins, twins))
+    assert fit(config(4), opts).step_count == 4
