@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if (args.domain_a is None) != (args.domain_b is None):
         sys.exit("error: pass both --domain-a and --domain-b, or neither (to train on the built-in corpus)")
+    if args.other_guitars and args.domain_a is not None:
+        sys.exit("error: --other-guitars adds the built-in corpus's guitar-other/; with your own folders, "
+                 "pass --b-twins INPUTS TARGETS instead")
     if args.domain_a is None:
         default_corpus(args)
     from cyclegan.data import DataError

@@ -141,7 +141,8 @@ def _dry(r: Renderer, font: str, part: str, pre: dict, notes: list, s: CorpusSet
 
 
 def _other(r: Renderer, font: str, notes: list, s: CorpusSettings, cents: float, rng: np.random.Generator) -> tuple:
-    """One of the family's other electric guitars (OTHER, and any SKIP preset it has)."""
+    """One of the family's other guitars (OTHER, and any SKIP preset it has); the string model
+    plays in tune (it has no pitch wheel: the recording draw's detune applies to the twin only)."""
     choices = [p for p in OTHER if p < 0 or r.has(font, p)] + [p for f, p in SKIP if f == font]
     program = choices[int(rng.integers(len(choices)))]
     if program < 0:

@@ -28,7 +28,8 @@ def test_train_help_documents_every_flag():
     for flag in ["--domain-a", "--domain-b", "--name-a", "--name-b", "--steps", "--batch-size", "--lr", "--crop-frames",
                  "--ngf", "--n-blocks", "--lambda-cycle", "--lambda-identity", "--out", "--resume", "--device",
                  "--seed", "--val-every", "--save-every", "--export", "--d-layers",
-                 "--time-limit", "--snapshot-every", "--cycle-loss", "--init-from", "--keep", "--allow-data-change"]:
+                 "--time-limit", "--snapshot-every", "--cycle-loss", "--init-from", "--keep", "--allow-data-change",
+                 "--b-twins", "--other-guitars"]:
         assert flag in r.stdout, flag
 
 
@@ -37,6 +38,9 @@ def test_train_explains_bad_folders(tmp_path):
     assert r.returncode != 0 and "missing: no such folder" in r.stderr and "Traceback" not in r.stderr
     r = run("train.py", "--domain-a", tmp_path)
     assert r.returncode != 0 and "pass both --domain-a and --domain-b" in r.stderr
+    r = run("train.py", "--domain-a", tmp_path, "--domain-b", tmp_path, "--other-guitars", "--out", tmp_path / "o2")
+    assert r.returncode != 0 and "--other-guitars adds the built-in corpus's guitar-other/" in r.stderr
+    assert not (tmp_path / "o2").exists()
 
 
 def test_train_export_then_translate_cli(toy_domains, tmp_path):
