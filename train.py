@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            "TARGETS, not to itself (repeatable; the built-in corpus: driven guitars and their "
                            "clean twins)")
     data.add_argument("--other-guitars", action="store_true",
-                      help="with the built-in corpus, also feed the B->A generator its other electric guitars "
+                      help="with the built-in corpus, also feed the B->A generator its other guitars "
                            "(guitar-other/: nylon, steel, muted, a plucked-string model), twinned likewise")
     data.add_argument("--corpus-minutes", type=float, default=40.0, help="minutes per instrument of the built-in corpus")
     data.add_argument("--soundfont", type=Path, action="append", default=[],
@@ -158,8 +158,8 @@ def default_corpus(args: argparse.Namespace) -> None:
     args.domain_a, args.domain_b = root / "piano", root / "guitar"
     if args.b_twins is None:
         args.b_twins = [(root / "guitar-driven", root / "guitar-driven-clean")]
-        if args.other_guitars:
-            args.b_twins.append((root / "guitar-other", root / "guitar-other-clean"))
+    if args.other_guitars:
+        args.b_twins.append((root / "guitar-other", root / "guitar-other-clean"))
 
 
 def main(argv: list[str] | None = None) -> None:

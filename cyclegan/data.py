@@ -140,7 +140,6 @@ class Twins:
     targets: Path
     pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     files: str = ""
-    more: tuple[Path, ...] = ()  # the input folders of further pairs joined into this pool (join_twins)
 
 
 def load_twins(inputs: Path, targets: Path, spec: SpecConfig, cfg: TrainConfig, cache_dir: Path | None,
@@ -173,7 +172,7 @@ def join_twins(parts: list[Twins]) -> Twins:
     if len(parts) == 1:
         return parts[0]
     return Twins(parts[0].inputs, parts[0].targets, [p for t in parts for p in t.pairs],
-                 " + ".join(t.files for t in parts), tuple(t.inputs for t in parts[1:]))
+                 " + ".join(t.files for t in parts))
 
 
 def _counts(skipped: dict[str, int]) -> str:

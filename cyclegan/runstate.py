@@ -165,8 +165,8 @@ def check_space(run: Run) -> None:
 def _data_record(run: Run) -> dict[str, Any]:
     doms = {k: {"folder": store.repo_relative(d.folder), "files": d.files} for k, d in zip("ab", run.doms)}
     if run.twins:
-        folders = (run.twins.inputs, *run.twins.more)
-        doms["twin"] = {"folder": ", ".join(store.repo_relative(f) for f in folders), "files": run.twins.files}
+        folders = ", ".join(store.repo_relative(inputs) for inputs, _ in run.opts.twins_b)
+        doms["twin"] = {"folder": folders, "files": run.twins.files}
     return {**doms, **{k: getattr(run.cfg.train, k) for k in DATA_KEYS}}
 
 

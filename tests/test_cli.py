@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import soundfile as sf
 import torch
@@ -139,6 +140,21 @@ def test_defaults_live_in_the_repository_and_given_paths_in_the_working_director
     args = train.parse_args(["--out", "mine", "--weights-root", "w", "--cache-dir", "c"])
     assert [p.resolve() for p in (args.out, args.weights_root, args.cache_dir)] == [
         tmp_path / "mine", tmp_path / "w", tmp_path / "c"]
+
+
+def test_the_built_in_corpus_twins_driven_guitars_and_with_other_guitars_adds_them(monkeypatch, tmp_path):
+    import train
+    from cyclegan import corpus
+
+    monkeypatch.setattr(corpus, "ensure_corpus", lambda *a, **k: tmp_path)
+    other = (tmp_path / "guitar-other", tmp_path / "guitar-other-clean")
+    for argv, twins in (([], [(tmp_path / "guitar-driven", tmp_path / "guitar-driven-clean")]),
+                        (["--other-guitars"], [(tmp_path / "guitar-driven", tmp_path / "guitar-driven-clean"), other]),
+                        (["--b-twins", "x", "y", "--other-guitars"], [(Path("x").resolve(), Path("y").resolve()), other])):
+        args = train.parse_args(argv)
+        train.default_corpus(args)
+        assert (args.domain_a, args.domain_b) == (tmp_path / "piano", tmp_path / "guitar")
+        assert [tuple(Path(p).resolve() for p in pair) for pair in args.b_twins] == twins, argv
 
 
 def test_resume_may_change_the_schedule_but_not_the_model(toy_domains, tmp_path):

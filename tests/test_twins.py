@@ -94,7 +94,7 @@ def test_joined_twin_pairs_pool_their_crops_and_a_new_pair_on_resume_is_a_data_c
     cfg = tiny_config(crop_frames=32)
     one = load_twins(*twins, Config().spec, cfg.train, None)
     two = join_twins([one, load_twins(*twins, Config().spec, cfg.train, None)])
-    assert len(two.pairs) == 2 * len(one.pairs) and two.more == (twins[0],)
+    assert len(two.pairs) == 2 * len(one.pairs) and (two.inputs, two.targets) == (one.inputs, one.targets)
     assert two.files == f"{one.files} + {one.files}" and join_twins([one]) is one
     out = tmp_path / "run"
     train(toy_domains, out, cache, steps=2, twins_b=(twins,))
