@@ -6,6 +6,7 @@ venv or a system folder does not change a corpus's identity (nor force a re-rend
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -77,6 +78,13 @@ def family_of(file_name: str) -> Family:
 
 
 def installed_soundfonts() -> list[Path]:
+    """The system SoundFonts there are; a warning names the missing ones, since a corpus rendered
+    without them is a different corpus (without sf_GMbank it has no held-out family at all)."""
+    missing = [p.name for p in SYSTEM_SOUNDFONTS if not p.is_file()]
+    if missing:
+        warnings.warn(f"SoundFonts not installed: {', '.join(missing)}; the corpus is rendered without them"
+                      f"{' and has no held-out family' if 'sf_GMbank.sf2' in missing else ''}, unlike the model "
+                      f"card's. To install them: apt-get install {APT_PACKAGES}", stacklevel=2)
     return [p for p in SYSTEM_SOUNDFONTS if p.is_file()]
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,18 @@ def test_cli_renders_and_uses_the_installed_system_soundfonts(tmp_path: Path, mo
                         "--no-system-soundfonts"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "x real time" in r.stdout, r.stderr
     assert len(manifest(tmp_path / "o")["clips"]) == 3 + 3 + 2 + 3  # 3 s of piano, guitar; a driven clip + twin; a group
+
+
+def test_missing_system_soundfonts_are_named_with_their_packages(tmp_path: Path, monkeypatch) -> None:
+    there = tmp_path / "FluidR3_GM.sf2"
+    there.write_bytes(b"")
+    monkeypatch.setattr(soundfonts, "SYSTEM_SOUNDFONTS", (there, tmp_path / "sf_GMbank.sf2"))
+    with pytest.warns(UserWarning, match=r"not installed: sf_GMbank\.sf2; .* no held-out family.*apt-get install fluid-soundfont-gm .*csound-soundfont"):
+        assert soundfonts.installed_soundfonts() == [there]
+    monkeypatch.setattr(soundfonts, "SYSTEM_SOUNDFONTS", (there,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert soundfonts.installed_soundfonts() == [there]
 
 
 def test_ensure_corpus_reuses_a_moved_soundfont_and_rerenders_on_change(tmp_path: Path) -> None:
