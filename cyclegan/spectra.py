@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import weights
 from .data import list_audio, split
-from .evaluate import mean_spectrum
+from .baselines import mean_spectrum
 
 
 def compute(model_dir: Path, data: Path, max_files: int | None = None) -> Path:

@@ -84,7 +84,7 @@ SPECTRA_FILE = "spectra.json"  # optional: each instrument's average training sp
 
 def save_spectra(model_dir: Path, spectra: dict[str, np.ndarray], cfg: Config) -> Path:
     """Average linear magnitude per frequency bin of each instrument's training audio (on the
-    model's scale, see `evaluate.mean_spectrum`), written atomically next to config.json."""
+    model's scale, see `baselines.mean_spectrum`), written atomically next to config.json."""
     for name, s in spectra.items():
         if len(s) != cfg.spec.n_freq:
             raise ValueError(f"{name}: {len(s)} bins, but the model has {cfg.spec.n_freq}")

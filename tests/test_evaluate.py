@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclegan import audio, classifier, corpus, evaluate, layout, metrics, pick, soundfonts
+from cyclegan import audio, baselines, classifier, corpus, evaluate, layout, metrics, pick, soundfonts
 from cyclegan.config import SpecConfig
 
 TINY_CLASSIFIER = classifier.ClassifierConfig(window_frames=48, width=4, steps=25, batch_size=8)
@@ -70,12 +70,25 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
         for key, ci in r["transfer_interval"].items():
             assert 0 <= ci["low"] <= r["directions"][key]["model"]["transfer_accuracy"] <= ci["high"] <= 1
         assert all(0 <= v <= 1 for v in r["input_accuracy"].values())
+        for key, k in r["transfer_on_known"].items():
+            known, everything = r["input_accuracy"][key.split("_")[0]], r["directions"][key]["model"]["transfer_accuracy"]
+            assert (k["clips"] > 0) == (known > 0) and (k["accuracy"] is None) == (known == 0)
+            assert k["accuracy"] == pytest.approx(everything) if known == 1 else k["accuracy"] is None or 0 <= k["accuracy"] <= 1
     assert "validation split" in result["description"] and "every clip" in result["sets"]["heldout-family"]["description"]
     assert all(0 < v < math.inf for v in result["realtime_factor"].values())
     assert "paired LSD gain" in md and "Wilson interval" in md
     assert evaluate.main([*argv, "--update-model"]) == 0  # only when asked
     assert json.loads((model / "evaluation.json").read_text())["model"] == json.loads(
         (tmp_path / "out" / "evaluation.json").read_text())["model"]
+
+
+def test_transfer_on_known_inputs_leaves_out_the_inputs_the_judge_misheard() -> None:
+    rows = evaluate.Rows(groups=["clean/jazz"] * 4)
+    rows.values["model"]["transfer_accuracy"] = [1.0, 1.0, 0.0, 0.0]
+    s = evaluate._summary(rows, np.zeros((0, 3)), [True, False, True, True])
+    assert s["transfer_on_known"] == {"accuracy": pytest.approx(1 / 3), "clips": 3}
+    assert s["methods"]["model"]["transfer_accuracy"] == 0.5
+    assert evaluate._summary(rows, np.zeros((0, 3)), [False] * 4)["transfer_on_known"] == {"accuracy": None, "clips": 0}
 
 
 def test_frechet_distance() -> None:
@@ -107,10 +120,10 @@ def test_eq_baseline_of_equal_spectra_is_the_identity(example_clips: dict[str, P
     spec = SpecConfig()
     wave = audio.load(example_clips["piano_1"], spec.sample_rate)
     flat = np.ones(spec.n_freq)
-    out, err = evaluate.EQBaseline(flat, flat, spec).translate(wave, reverse=False)
+    out, err = baselines.EQBaseline(flat, flat, spec).translate(wave, reverse=False)
     assert err == 0.0
     assert np.allclose(out, wave * np.sqrt(np.mean(wave**2) / np.mean(out**2)), atol=1e-3)
-    tilted = evaluate.EQBaseline(flat, np.linspace(0.1, 2, spec.n_freq), spec)
+    tilted = baselines.EQBaseline(flat, np.linspace(0.1, 2, spec.n_freq), spec)
     high = lambda w: np.abs(np.fft.rfft(w))[len(w) // 4:].sum() / np.abs(np.fft.rfft(w)).sum()  # noqa: E731
     assert high(tilted.translate(wave, reverse=False)[0]) > high(wave) > high(tilted.translate(wave, reverse=True)[0])
 
