@@ -1,5 +1,4 @@
 """The model that ships in weights/: it loads, translates the bundled clips, and stays small."""
-import hashlib
 import json
 from pathlib import Path
 
@@ -48,25 +47,48 @@ def test_shipped_model_translates_the_bundled_examples(example_clips):
         assert not np.allclose(res.translated, wave, atol=1e-3)  # it changes the sound
 
 
+def fingerprint(x: np.ndarray) -> list[float]:
+    """16 seeded random projections of a waveform (a one-sample shift or a 0.1 % gain moves them)
+    and its RMS in 64 blocks: what a bit-exact hash checks, less the CPU's choice of kernels."""
+    x = np.asarray(x, np.float64)
+    proj = np.random.default_rng(0).standard_normal((16, len(x))) @ x / np.sqrt(len(x))
+    return [*proj, *(float(np.sqrt(np.mean(b ** 2))) for b in np.array_split(x, 64))]
+
+
 def shipped_outputs(examples: dict[str, Path]) -> dict:
-    """sha256 of the shipped model's float32 outputs on each example, and its cycle errors."""
+    """Fingerprints of the shipped model's outputs on each example, and its cycle errors."""
     tr = Translator(SHIPPED, device="cpu")
     got, errors = {}, {}
     for stem, clip in examples.items():
         res = tr.translate(audio.load(clip, tr.spec.sample_rate), reverse=stem.startswith("guitar"))
         for key in ("translated", "reconstructed"):
-            got[f"{stem}/{key}"] = hashlib.sha256(getattr(res, key).astype(np.float32).tobytes()).hexdigest()
+            got[f"{stem}/{key}"] = fingerprint(getattr(res, key))
         errors[stem] = res.cycle_error
-    return {"sha256_float32": got, "cycle_error": errors}
+    return {"fingerprints": got, "cycle_error": errors}
 
 
-def test_shipped_model_output_is_bit_identical_to_the_recorded_hashes(example_clips):
-    """Refactors must not move a single bit of what the shipped model produces. A new model
-    records its own: `PYTHONPATH=. python tests/test_shipped.py`."""
+def same(a: list[float], b: list[float]) -> bool:
+    """Equal up to float rounding (about 1e-6 here between CPUs), relative to the signal's level."""
+    scale = max(np.abs(b[16:]).max(), 1e-9)
+    return bool(np.allclose(a, b, rtol=0, atol=2e-5 * scale))
+
+
+def test_shipped_model_output_matches_the_recorded_fingerprints(example_clips):
+    """Refactors must not change what the shipped model produces beyond float rounding (the
+    CPU's kernels differ by about 1e-6). A new model records its own:
+    `PYTHONPATH=. python tests/test_shipped.py`."""
     expected = json.loads(RECORDED.read_text())
     got = shipped_outputs(example_clips)
-    assert got["sha256_float32"] == expected["sha256_float32"]
+    assert set(got["fingerprints"]) == set(expected["fingerprints"]) and len(got["fingerprints"]) == 12
+    assert [k for k, v in got["fingerprints"].items() if not same(v, expected["fingerprints"][k])] == []
     assert got["cycle_error"] == {k: pytest.approx(v, abs=1e-5) for k, v in expected["cycle_error"].items()}
+
+
+def test_fingerprints_tell_a_shifted_or_scaled_output_from_float_rounding() -> None:
+    x = np.random.default_rng(1).standard_normal(50_000) * np.hanning(50_000)
+    assert same(fingerprint(x * (1 + 1e-6) + 1e-7), fingerprint(x))
+    assert not same(fingerprint(x * 1.001), fingerprint(x))
+    assert not same(fingerprint(np.roll(x, 1)), fingerprint(x))
 
 
 if __name__ == "__main__":
