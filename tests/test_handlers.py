@@ -92,13 +92,16 @@ def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: P
     shutil.copytree(tiny_weights / "piano_guitar", model)
     scores = {"model": {"transfer_accuracy": 0.917, "chroma": 0.848, "paired_lsd_db": 10.92},
               "identity": {"paired_lsd_db": 12.09}, "eq": {"paired_lsd_db": 11.4}}
-    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores}}))
+    laptop = {"model": {"transfer_accuracy": 0.708}}
+    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores},
+                                                       "sets": {"heldout-recorded": {"directions": {"piano2guitar": laptop}}}}))
     md = handlers.scores_markdown(weights.directions(tmp_path))
-    assert "| Piano → Guitar | 92% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
+    assert "| Piano → Guitar | 92% | 71% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
+    assert "unseen samples, laptop mic" in md
     assert "Guitar → Piano" not in md  # that direction has no scores in the file
     unpaired = {k: {**v, "paired_lsd_db": None} for k, v in scores.items()}  # own folders, no paired set
     (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": unpaired}}))
-    assert "| Piano → Guitar | 92% | 0.85 | n/a (no paired clips) |" in handlers.scores_markdown(
+    assert "| Piano → Guitar | 92% | n/a | 0.85 | n/a (no paired clips) |" in handlers.scores_markdown(
         weights.directions(tmp_path))
     (model / "evaluation.json").write_text("{not json")
     assert handlers.scores_markdown(weights.directions(tmp_path)) == ""
