@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclegan import audio, baselines, classifier, corpus, evaluate, layout, metrics, pick, soundfonts
+from cyclegan import audio, baselines, breakdown, classifier, corpus, evaluate, layout, metrics, pick, soundfonts
 from cyclegan.config import SpecConfig
 
 TINY_CLASSIFIER = classifier.ClassifierConfig(window_frames=48, width=4, steps=25, batch_size=8)
@@ -89,6 +89,26 @@ def test_transfer_on_known_inputs_leaves_out_the_inputs_the_judge_misheard() -> 
     assert s["transfer_on_known"] == {"accuracy": pytest.approx(1 / 3), "clips": 3}
     assert s["methods"]["model"]["transfer_accuracy"] == 0.5
     assert evaluate._summary(rows, np.zeros((0, 3)), [False] * 4)["transfer_on_known"] == {"accuracy": None, "clips": 0}
+
+
+def test_breakdown_counts_every_clip_of_the_set_once_per_grouping(tiny_weights: Path, tiny_corpus: Path,
+                                                                   tiny_classifier: Path, capsys) -> None:
+    assert breakdown.voices([[60, 0, 1, 90], [64, 0.5, 1.5, 90], [67, 1.0, 2, 90]]) == 2  # one ends as one starts
+    assert breakdown.voices([]) == 0 and breakdown.buckets({"notes": [[60, 0, 1, 90]]})["voices"] == "1"
+    r = breakdown.breakdown(tiny_weights / "piano_guitar", tiny_corpus, "heldout-family",
+                            classifier.load(tiny_classifier), progress=False)
+    clips = {"piano2guitar": 2, "guitar2piano": 4}  # 2 a folder: piano; clean/jazz and driven guitars
+    for d, by in r.items():
+        assert set(by) == {"tone", "voices", "notes"}
+        assert all(sum(n for _, n in g.values()) == clips[d] and all(0 <= h <= n for h, n in g.values())
+                   for g in by.values())
+    assert set(r["guitar2piano"]["tone"]) <= {"clean", "jazz", "overdriven", "distorted", "amp"}
+    assert list(r["piano2guitar"]["tone"]) == ["none"]
+    args = ["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tiny_corpus), "--classifier", str(tiny_classifier)]
+    assert breakdown.main([*args, "--set", "heldout-recorded"]) == 0
+    assert "guitar2piano by voices: " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no such folder"):
+        breakdown.main([*args, "--set", "nothing-here"])
 
 
 def test_frechet_distance() -> None:

@@ -1,0 +1,97 @@
+"""Where a model fails: its transfer on one evaluation set, broken down by the material and tone
+of each input clip (from the corpus manifest), so the next recipe knows what to add.
+
+    python -m cyclegan.breakdown --weights weights/piano_guitar [--data data/corpus]
+        [--set heldout-recorded] [--max-clips 24]
+
+Each clip of the set's instrument folders is translated towards the other instrument and judged
+by the instrument classifier; transfer is counted per guitar tone, per most voices sounding at
+once (1, 2-3, 4+) and per notes in the clip.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import audio, weights
+from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
+from .classifier import Classifier
+from .data import list_audio
+from .layout import GROUPS
+from .store import REPO_ROOT
+from .translate import Translator
+
+
+ORDER = ["1", "2-3", "4+", "≤8", "9-20", ">20"]
+
+
+def voices(notes: list[list[float]]) -> int:
+    """The most notes sounding at once ([pitch, start, end, velocity] rows)."""
+    edges = sorted([(n[1], 1) for n in notes] + [(n[2], -1) for n in notes])  # an end before a start at a tie
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def buckets(clip: dict) -> dict[str, str]:
+    """The groups a manifest clip falls in."""
+    notes, v = clip.get("notes") or [], voices(clip.get("notes") or [])
+    return {"tone": clip.get("tone") or "none", "voices": "1" if v <= 1 else "2-3" if v <= 3 else "4+",
+            "notes": "≤8" if len(notes) <= 8 else "9-20" if len(notes) <= 20 else ">20"}
+
+
+def breakdown(model_dir: Path, data: Path, name: str, clf: Classifier, max_clips: int | None = None,
+              progress: bool = True) -> dict[str, dict[str, dict[str, list[int]]]]:
+    """{direction: {"tone" | "voices" | "notes": {group: [hits, clips]}}} on DATA/NAME."""
+    if not (Path(data) / name).is_dir():
+        raise FileNotFoundError(f"no such folder: {Path(data) / name}")
+    manifest = {c["path"]: c for c in json.loads((Path(data) / "manifest.json").read_text())["clips"]}
+    tr, sr, out = Translator(model_dir), clf.cfg.sample_rate, {}
+    for d in weights.pair_directions(tr.cfg, model_dir):
+        counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        files = [p for s in GROUPS if (Path(data) / name / f"{d.source}{s}").is_dir()
+                 for p in list_audio(Path(data) / name / f"{d.source}{s}")[:max_clips]]
+        for p in tqdm(files, desc=d.value, disable=not progress):
+            y = tr.translate(audio.load(p, tr.spec.sample_rate), d.reverse, spectrograms=False).translated
+            hit = int(clf.predict(y, tr.spec.sample_rate) == d.target)
+            for key, group in buckets(manifest[p.relative_to(data).as_posix()]).items():
+                counts[key][group][0] += hit
+                counts[key][group][1] += 1
+        out[d.value] = {k: dict(sorted(v.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER else 99, kv[0])))
+                        for k, v in counts.items()}
+    return out
+
+
+def to_text(result: dict) -> str:
+    return "\n".join(f"{d} by {key}: " + ", ".join(f"{g} {h / n:.2f} ({h}/{n})" for g, (h, n) in groups.items())
+                     for d, by in result.items() for key, groups in by.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", type=Path, required=True, help="an exported model folder")
+    ap.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "corpus", help="a rendered corpus")
+    ap.add_argument("--set", default="heldout-recorded", help="a folder of DATA with instrument sub-folders")
+    ap.add_argument("--classifier", type=Path, default=CLASSIFIER_DIR)
+    ap.add_argument("--max-clips", type=int, help="at most this many clips per folder")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:
+        result = breakdown(a.weights, a.data, a.set, Classifier.load(a.classifier), a.max_clips)
+    except (FileNotFoundError, ValueError, KeyError) as e:  # a missing folder, manifest or clip in it
+        raise SystemExit(f"error: {e}") from None
+    print(to_text(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
