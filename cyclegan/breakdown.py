@@ -22,8 +22,7 @@ from tqdm import tqdm
 from . import audio, weights
 from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
 from .classifier import Classifier
-from .data import list_audio
-from .layout import GROUPS
+from .layout import named_set
 from .store import REPO_ROOT
 from .translate import Translator
 
@@ -51,18 +50,15 @@ def buckets(clip: dict) -> dict[str, str]:
 def breakdown(model_dir: Path, data: Path, name: str, clf: Classifier, max_clips: int | None = None,
               progress: bool = True) -> dict[str, dict[str, dict[str, list[int]]]]:
     """{direction: {"tone" | "voices" | "notes": {group: [hits, clips]}}} on DATA/NAME."""
-    if not (Path(data) / name).is_dir():
-        raise FileNotFoundError(f"no such folder: {Path(data) / name}")
+    tr, out = Translator(model_dir), {}
+    clips = named_set(data, name, (tr.cfg.name_a, tr.cfg.name_b), max_clips).clips
     manifest = {c["path"]: c for c in json.loads((Path(data) / "manifest.json").read_text())["clips"]}
-    tr, sr, out = Translator(model_dir), clf.cfg.sample_rate, {}
     for d in weights.pair_directions(tr.cfg, model_dir):
         counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-        files = [p for s in GROUPS if (Path(data) / name / f"{d.source}{s}").is_dir()
-                 for p in list_audio(Path(data) / name / f"{d.source}{s}")[:max_clips]]
-        for p in tqdm(files, desc=d.value, disable=not progress):
+        for p, _ in tqdm(clips[d.source], desc=d.value, disable=not progress):
             y = tr.translate(audio.load(p, tr.spec.sample_rate), d.reverse, spectrograms=False).translated
             hit = int(clf.predict(y, tr.spec.sample_rate) == d.target)
-            for key, group in buckets(manifest[p.relative_to(data).as_posix()]).items():
+            for key, group in buckets(manifest[p.relative_to(Path(data)).as_posix()]).items():
                 counts[key][group][0] += hit
                 counts[key][group][1] += 1
         out[d.value] = {k: dict(sorted(v.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER else 99, kv[0])))

@@ -35,7 +35,8 @@ from .classifier import DEFAULT_DIR as CLASSIFIER_DIR
 from .classifier import Classifier
 from .data import list_audio, split
 from .layout import EvalSet, corpus_set, held_out_sets
-from .metrics import chroma_similarity, frechet_distance, log_spectral_distance, onset_f_measure, paired_gain, wilson_interval
+from .metrics import (chroma_similarity, frechet_distance, log_spectral_distance, onset_f_measure, paired_gain,
+                      wilson_interval)
 from .store import REPO_ROOT, atomic_write_text, repo_relative
 from .tone import apply_tone, has_tones
 from .translate import Translator
@@ -210,7 +211,7 @@ def _set_markdown(r: dict) -> list[str]:
         "- classifier accuracy on the untranslated inputs: "
         + ", ".join(f"{k} {fmt(v, '{:.3f}')}" for k, v in r["input_accuracy"].items()),
         "- model's transfer accuracy on the inputs the classifier knew: " + ", ".join(
-            f"{k} {fmt(v['accuracy'], '{:.3f}')} ({v['clips']} clips)" for k, v in r.get("transfer_on_known", {}).items())]
+            f"{k} {fmt(v['accuracy'], '{:.3f}')} ({v['clips']} clips)" for k, v in r["transfer_on_known"].items())]
 
 
 def to_markdown(r: dict) -> str:

@@ -70,7 +70,11 @@ def corpus_set(data: Path, names: tuple[str, ...], cfg: TrainConfig, limit: int 
                  f"the CycleGAN's validation split of {repo_relative(data)}")
 
 
+def named_set(data: Path, name: str, names: tuple[str, ...], limit: int | None) -> EvalSet:
+    """Every clip of DATA/NAME (at most `limit` per folder); a missing folder is an error."""
+    return _make(Path(data) / name, name, names, lambda f: f, limit, f"every clip of {repo_relative(Path(data) / name)}")
+
+
 def held_out_sets(data: Path, names: tuple[str, ...], limit: int | None) -> list[EvalSet]:
     """Every held-out set beside the training folders, all of its clips."""
-    return [_make(Path(data) / s, s, names, lambda f: f, limit, f"every clip of {repo_relative(Path(data) / s)}")
-            for s in EVAL_SETS if all((Path(data) / s / n).is_dir() for n in names)]
+    return [named_set(data, s, names, limit) for s in EVAL_SETS if all((Path(data) / s / n).is_dir() for n in names)]

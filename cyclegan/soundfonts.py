@@ -80,12 +80,14 @@ def family_of(file_name: str) -> Family:
 def installed_soundfonts() -> list[Path]:
     """The system SoundFonts there are; a warning names the missing ones, since a corpus rendered
     without them is a different corpus (without sf_GMbank it has no held-out family at all)."""
-    missing = [p.name for p in SYSTEM_SOUNDFONTS if not p.is_file()]
+    there = [p for p in SYSTEM_SOUNDFONTS if p.is_file()]
+    missing = [p.name for p in SYSTEM_SOUNDFONTS if p not in there]
     if missing:
+        no_family = any(family_of(n).name == HELD_OUT_FAMILY for n in missing)
         warnings.warn(f"SoundFonts not installed: {', '.join(missing)}; the corpus is rendered without them"
-                      f"{' and has no held-out family' if 'sf_GMbank.sf2' in missing else ''}, unlike the model "
-                      f"card's. To install them: apt-get install {APT_PACKAGES}", stacklevel=2)
-    return [p for p in SYSTEM_SOUNDFONTS if p.is_file()]
+                      f"{' and has no held-out family' if no_family else ''}, unlike the model card's. "
+                      f"To install them: apt-get install {APT_PACKAGES}", stacklevel=2)
+    return there
 
 
 def default_soundfont() -> Path:

@@ -47,11 +47,14 @@ def test_shipped_model_translates_the_bundled_examples(example_clips):
         assert not np.allclose(res.translated, wave, atol=1e-3)  # it changes the sound
 
 
+PROJECTIONS = 16
+
+
 def fingerprint(x: np.ndarray) -> list[float]:
-    """16 seeded random projections of a waveform (a one-sample shift or a 0.1 % gain moves them)
+    """PROJECTIONS seeded random projections of a waveform (a one-sample shift or a 0.1 % gain moves them)
     and its RMS in 64 blocks: what a bit-exact hash checks, less the CPU's choice of kernels."""
     x = np.asarray(x, np.float64)
-    proj = np.random.default_rng(0).standard_normal((16, len(x))) @ x / np.sqrt(len(x))
+    proj = np.random.default_rng(0).standard_normal((PROJECTIONS, len(x))) @ x / np.sqrt(len(x))
     return [*proj, *(float(np.sqrt(np.mean(b ** 2))) for b in np.array_split(x, 64))]
 
 
@@ -69,7 +72,7 @@ def shipped_outputs(examples: dict[str, Path]) -> dict:
 
 def same(a: list[float], b: list[float]) -> bool:
     """Equal up to float rounding (about 1e-6 here between CPUs), relative to the signal's level."""
-    scale = max(np.abs(b[16:]).max(), 1e-9)
+    scale = max(np.abs(b[PROJECTIONS:]).max(), 1e-9)  # the block RMS values
     return bool(np.allclose(a, b, rtol=0, atol=2e-5 * scale))
 
 
