@@ -6,7 +6,8 @@ of each input clip (from the corpus manifest), so the next recipe knows what to 
 
 Each clip of the set's instrument folders is translated towards the other instrument and judged
 by the instrument classifier; transfer is counted per guitar tone, per most voices sounding at
-once (1, 2-3, 4+) and per notes in the clip.
+once (1, 2-3, 4+), per notes in the clip and per median note length ("held": a note held past
+the generator's reach, ~0.3 s either side, hides its onset from the frames that must decay).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -27,7 +29,7 @@ from .store import REPO_ROOT
 from .translate import Translator
 
 
-ORDER = ["1", "2-3", "4+", "≤8", "9-20", ">20"]
+ORDER = ["1", "2-3", "4+", "≤8", "9-20", ">20", "≤0.3 s", "0.3-0.6 s", ">0.6 s"]
 
 
 def voices(notes: list[list[float]]) -> int:
@@ -43,8 +45,10 @@ def voices(notes: list[list[float]]) -> int:
 def buckets(clip: dict) -> dict[str, str]:
     """The groups a manifest clip falls in."""
     notes, v = clip.get("notes") or [], voices(clip.get("notes") or [])
+    held = float(np.median([n[2] - n[1] for n in notes])) if notes else 0.0
     return {"tone": clip.get("tone") or "none", "voices": "1" if v <= 1 else "2-3" if v <= 3 else "4+",
-            "notes": "≤8" if len(notes) <= 8 else "9-20" if len(notes) <= 20 else ">20"}
+            "notes": "≤8" if len(notes) <= 8 else "9-20" if len(notes) <= 20 else ">20",
+            "held": "≤0.3 s" if held <= 0.3 else "0.3-0.6 s" if held <= 0.6 else ">0.6 s"}
 
 
 def breakdown(model_dir: Path, data: Path, name: str, clf: Classifier, max_clips: int | None = None,

@@ -95,11 +95,14 @@ def test_breakdown_counts_every_clip_of_the_set_once_per_grouping(tiny_weights: 
                                                                    tiny_classifier: Path, capsys) -> None:
     assert breakdown.voices([[60, 0, 1, 90], [64, 0.5, 1.5, 90], [67, 1.0, 2, 90]]) == 2  # one ends as one starts
     assert breakdown.voices([]) == 0 and breakdown.buckets({"notes": [[60, 0, 1, 90]]})["voices"] == "1"
+    held = [[60, 0, 0.2, 90], [62, 0.2, 0.9, 90], [64, 0.9, 1.6, 90]]  # median 0.7 s
+    assert breakdown.buckets({"notes": held})["held"] == ">0.6 s"
+    assert breakdown.buckets({"notes": held[:1]})["held"] == "≤0.3 s"
     r = breakdown.breakdown(tiny_weights / "piano_guitar", tiny_corpus, "heldout-family",
                             classifier.load(tiny_classifier), progress=False)
     clips = {"piano2guitar": 2, "guitar2piano": 4}  # 2 a folder: piano; clean/jazz and driven guitars
     for d, by in r.items():
-        assert set(by) == {"tone", "voices", "notes"}
+        assert set(by) == {"tone", "voices", "notes", "held"}
         assert all(sum(n for _, n in g.values()) == clips[d] and all(0 <= h <= n for h, n in g.values())
                    for g in by.values())
     assert set(r["guitar2piano"]["tone"]) <= {"clean", "jazz", "overdriven", "distorted", "amp"}
