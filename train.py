@@ -35,6 +35,8 @@ TUNABLE = {
     "pool_size": ("train", "fakes kept in each history pool"),
     "twin_fraction": ("train", "share of the B->A generator's inputs drawn from --b-twins"),
     "eq_db": ("train", "random EQ on every crop: up to +-N dB at six log-spaced frequencies (0: off)"),
+    "source_negatives": ("train", "weight of the other instrument's real clips as fakes for each discriminator "
+                                  "(0: off; for --init-from, whose fresh discriminators would learn only artefacts)"),
     "seed": ("train", "seed for initialisation, the validation split and sampling"),
     "val_every": ("train", "validate (metrics, PNG grid) every N steps"),
     "save_every": ("train", "write a checkpoint every N steps"),

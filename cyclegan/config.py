@@ -85,6 +85,10 @@ class TrainConfig:
     # Random EQ on every training crop (augment.RandomEQ): up to this many dB up or down at six
     # log-spaced frequencies, so the model meets a new microphone at every step. 0 turns it off.
     eq_db: float = 0.0
+    # Each discriminator also calls the other instrument's real clips fake, with this weight on the
+    # fake side (0: off): a fresh discriminator otherwise learns a trained generator's artefacts
+    # first, and a fine-tune then escapes it by translating less.
+    source_negatives: float = 0.0
     val_files: int = 50
     val_fraction: float = 0.08
     val_every: int = 500
