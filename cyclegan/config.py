@@ -46,9 +46,6 @@ class ModelConfig:
     ngf: int = 8
     n_down: int = 2
     n_blocks: int = 6
-    # Residual blocks dilated 2, 4, 8, ... after n_blocks ("212" only): the generator hears
-    # further in time (a held note's onset) at the same cost per block; they start as the identity.
-    long_blocks: int = 0
     bottleneck: int = 192  # channels of the 1-D bottleneck ("212" only)
     # Nearest-neighbour up-sampling + conv avoids transposed-conv checkerboards.
     upsample: str = "nearest"  # or "transpose"
@@ -85,10 +82,6 @@ class TrainConfig:
     # Random EQ on every training crop (augment.RandomEQ): up to this many dB up or down at six
     # log-spaced frequencies, so the model meets a new microphone at every step. 0 turns it off.
     eq_db: float = 0.0
-    # Each discriminator also calls the other instrument's real clips fake, with this weight on the
-    # fake side (0: off): a fresh discriminator otherwise learns a trained generator's artefacts
-    # first, and a fine-tune then escapes it by translating less.
-    source_negatives: float = 0.0
     val_files: int = 50
     val_fraction: float = 0.08
     val_every: int = 500

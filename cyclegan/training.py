@@ -141,8 +141,7 @@ class CycleGAN:
         else:
             out, losses = self._generator_step(a, b, b_in)
         self.probe("generator")
-        losses["d"] = self._discriminator_step(a, b, out["fake_a"].detach(), out["fake_b"].detach(),
-                                               b if b_in is None else b_in)
+        losses["d"] = self._discriminator_step(a, b, out["fake_a"].detach(), out["fake_b"].detach())
         self.step_count += 1
         return StepResult(losses, {k: v.detach() for k, v in out.items()})
 
@@ -165,18 +164,13 @@ class CycleGAN:
         self.discs.requires_grad_(True)
         return out, {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item()}
 
-    def _discriminator_step(self, a: torch.Tensor, b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor,
-                            b_in: torch.Tensor) -> float:
-        """With source_negatives w, each discriminator also calls the other instrument's real clips
-        fake (weight w of the fake side): it must hear the instrument, not only the artefacts."""
-        n, w = a.shape[0], self.cfg.train.source_negatives
+    def _discriminator_step(self, a: torch.Tensor, b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor) -> float:
+        n = a.shape[0]
         fake_a, fake_b = self.pools["a"].query(fake_a), self.pools["b"].query(fake_b)
-        neg_a, neg_b = (b_in, a) if w else (b_in[:0], a[:0])
         with self._autocast():
-            pa, pb = self.d_train(torch.cat([a, fake_a, neg_a]), torch.cat([b, fake_b, neg_b]))
-            fake = [_lsgan(p[n:2 * n], 0.0) + (w * _lsgan(p[2 * n:], 0.0) if w else 0.0) for p in (pa, pb)]
+            pa, pb = self.d_train(torch.cat([a, fake_a]), torch.cat([b, fake_b]))
             # halved, so the discriminators learn slower than the generators
-            loss_d = 0.5 * (_lsgan(pa[:n], 1.0) + _lsgan(pb[:n], 1.0) + (fake[0] + fake[1]) / (1 + w))
+            loss_d = 0.5 * (_lsgan(pa[:n], 1.0) + _lsgan(pa[n:], 0.0) + _lsgan(pb[:n], 1.0) + _lsgan(pb[n:], 0.0))
         self.probe("discriminator")
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
