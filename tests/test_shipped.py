@@ -71,14 +71,16 @@ def shipped_outputs(examples: dict[str, Path]) -> dict:
 
 
 def same(a: list[float], b: list[float]) -> bool:
-    """Equal up to float rounding (about 1e-6 here between CPUs), relative to the signal's level."""
+    """Equal up to float rounding, relative to the signal's level: between an Intel and an AMD CPU
+    the outputs differ by up to 2.2e-5 of it (a reconstruction, two generators deep); a 0.1 % gain
+    moves it by 1e-3."""
     scale = max(np.abs(b[PROJECTIONS:]).max(), 1e-9)  # the block RMS values
-    return bool(np.allclose(a, b, rtol=0, atol=2e-5 * scale))
+    return bool(np.allclose(a, b, rtol=0, atol=1e-4 * scale))
 
 
 def test_shipped_model_output_matches_the_recorded_fingerprints(example_clips):
     """Refactors must not change what the shipped model produces beyond float rounding (the
-    CPU's kernels differ by about 1e-6). A new model records its own:
+    CPU's kernels differ by up to ~2e-5 of the level). A new model records its own:
     `PYTHONPATH=. python tests/test_shipped.py`."""
     expected = json.loads(RECORDED.read_text())
     got = shipped_outputs(example_clips)
@@ -89,7 +91,7 @@ def test_shipped_model_output_matches_the_recorded_fingerprints(example_clips):
 
 def test_fingerprints_tell_a_shifted_or_scaled_output_from_float_rounding() -> None:
     x = np.random.default_rng(1).standard_normal(50_000) * np.hanning(50_000)
-    assert same(fingerprint(x * (1 + 1e-6) + 1e-7), fingerprint(x))
+    assert same(fingerprint(x * (1 + 2e-5) + 1e-7), fingerprint(x))
     assert not same(fingerprint(x * 1.001), fingerprint(x))
     assert not same(fingerprint(np.roll(x, 1)), fingerprint(x))
 
