@@ -44,7 +44,8 @@ def voices(notes: list[list[float]]) -> int:
 
 def buckets(clip: dict) -> dict[str, str]:
     """The groups a manifest clip falls in."""
-    notes, v = clip.get("notes") or [], voices(clip.get("notes") or [])
+    notes = clip.get("notes") or []
+    v = voices(notes)
     held = float(np.median([n[2] - n[1] for n in notes])) if notes else 0.0
     return {"tone": clip.get("tone") or "none", "voices": "1" if v <= 1 else "2-3" if v <= 3 else "4+",
             "notes": "≤8" if len(notes) <= 8 else "9-20" if len(notes) <= 20 else ">20",
