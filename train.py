@@ -42,6 +42,8 @@ TUNABLE = {
     "arch": ("model", "generator: '212' (fast 2-1-2D) or 'resnet' (original 2-D CycleGAN)"),
     "ngf": ("model", "generator filters in the first layer"),
     "n_blocks": ("model", "residual blocks in the bottleneck"),
+    "long_blocks": ("model", "more bottleneck blocks, dilated 2, 4, 8, ...: a longer reach in time (arch 212; "
+                             "with --init-from they are added as the identity)"),
     "n_down": ("model", "stride-2 down-sampling layers"),
     "bottleneck": ("model", "channels of the 1-D bottleneck (arch 212)"),
     "upsample": ("model", "decoder up-sampling: 'nearest' (+conv) or 'transpose'"),
@@ -50,7 +52,8 @@ TUNABLE = {
 }
 
 MODEL_FLAGS = {name for name, (section, _) in TUNABLE.items() if section == "model"}
-FRESH_WITH_INIT = ("ndf", "d_layers")  # the discriminators start fresh with --init-from, so they may change
+# the discriminators start fresh with --init-from, and long blocks start as the identity, so these may change
+FRESH_WITH_INIT = ("ndf", "d_layers", "long_blocks")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
                      help="start from an exported model's generators (e.g. weights/piano_guitar), to fine-tune "
                           "it with other losses or data; its spectrogram and generator settings are kept, the "
-                          "discriminators start fresh (--ndf and --d-layers may change)")
+                          "discriminators start fresh (--ndf, --d-layers and --long-blocks may change)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the models: faster steps after minutes of compiling (cached for "

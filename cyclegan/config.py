@@ -46,6 +46,9 @@ class ModelConfig:
     ngf: int = 8
     n_down: int = 2
     n_blocks: int = 6
+    # Residual blocks dilated 2, 4, 8, ... after n_blocks ("212" only): the generator hears
+    # further in time (a held note's onset) at the same cost per block; they start as the identity.
+    long_blocks: int = 0
     bottleneck: int = 192  # channels of the 1-D bottleneck ("212" only)
     # Nearest-neighbour up-sampling + conv avoids transposed-conv checkerboards.
     upsample: str = "nearest"  # or "transpose"

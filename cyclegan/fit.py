@@ -205,11 +205,25 @@ def _start(run: Run) -> None:
         check_data(run, found)
         restore(run, found)
     elif opts.init_from:
-        run.model.gens.load_state_dict(weights.load(opts.init_from)[1].state_dict())
-        if run.rank == 0:
-            print(f"generators from {opts.init_from}; discriminators and optimisers start fresh")
+        _init_generators(run, opts.init_from)
     if opts.compile:
         run.model.compile()
+
+
+def _init_generators(run: Run, model_dir: Path) -> None:
+    """Start from an exported model's generators; long blocks it lacks start as the identity,
+    so the fine-tune starts from the exported model's very output."""
+    cfg, start = weights.load(model_dir)
+    missing, unexpected = run.model.gens.load_state_dict(start.state_dict(), strict=False)
+    grown = run.cfg.model.long_blocks - cfg.model.long_blocks
+    added = tuple(f".blocks.{cfg.model.n_blocks + i}." for i in range(cfg.model.long_blocks, run.cfg.model.long_blocks))
+    if unexpected or grown < 0 or not all(any(b in k for b in added) for k in missing):
+        raise RunError(f"--init-from {model_dir}: its generators do not fit this model "
+                       f"(long_blocks {cfg.model.long_blocks} -> {run.cfg.model.long_blocks}; "
+                       f"unexpected {unexpected[:3]}, missing {missing[:3]})")
+    if run.rank == 0:
+        grew = f", {grown} long block(s) added as the identity" if grown else ""
+        print(f"generators from {model_dir}{grew}; discriminators and optimisers start fresh")
 
 
 def fit(cfg: Config, opts: RunOptions, probe: Probe | None = None) -> CycleGAN:

@@ -104,16 +104,23 @@ class TimeConv(nn.Conv1d):
     """A 1-D conv over time with reflection padding, computed as ONE matrix product of the
     weight with the k shifted copies of the input: the same numbers as nn.Conv1d, but on the
     bottleneck's few frames oneDNN's conv is overhead-bound and a plain GEMM is ~25% faster
-    (forward + backward).  Parameters are nn.Conv1d's, so checkpoints do not change."""
+    (forward + backward).  Parameters are nn.Conv1d's, so checkpoints do not change.
+    A dilated one pads by an index gather that reflects, then repeats the edge, so a clip
+    shorter than the dilation still works (plain reflection needs pad < frames)."""
 
-    def __init__(self, cin: int, cout: int, k: int = 1):
-        super().__init__(cin, cout, k, padding=k // 2, padding_mode="reflect")
+    def __init__(self, cin: int, cout: int, k: int = 1, dilation: int = 1):
+        super().__init__(cin, cout, k, padding=k // 2 * dilation, dilation=dilation, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, t = self.kernel_size[0], x.shape[-1]
+        k, d, t = self.kernel_size[0], self.dilation[0], x.shape[-1]
         if k > 1:  # (B, C, T) -> (B, C*k, T), ordered like the weight's (C, k) axes
-            p = F.pad(x, (k // 2, k // 2), mode="reflect")
-            x = torch.stack([p[..., i:i + t] for i in range(k)], 2).flatten(1, 2)
+            p = k // 2 * d
+            if d == 1:
+                padded = F.pad(x, (p, p), mode="reflect")
+            else:
+                i = torch.arange(-p, t + p, device=x.device).abs()
+                padded = x[..., ((t - 1) - ((t - 1) - i).abs()).clamp(0, t - 1)]
+            x = torch.stack([padded[..., j * d:j * d + t] for j in range(k)], 2).flatten(1, 2)
         return torch.matmul(self.weight.flatten(1), x) + self.bias[:, None]
 
 
@@ -126,12 +133,17 @@ def _up_block(cin: int, cout: int, mode: str) -> nn.Sequential:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, ch: int, dims: int):
+    """zero_init: the last norm's scale starts at 0, so the block starts as the identity (a block
+    added to a trained generator leaves it unchanged until it learns)."""
+
+    def __init__(self, ch: int, dims: int, dilation: int = 1, zero_init: bool = False):
         super().__init__()
         def conv() -> nn.Module:
-            return TimeConv(ch, ch, 3) if dims == 1 else nn.Conv2d(ch, ch, 3, padding=1, padding_mode="reflect")
+            return TimeConv(ch, ch, 3, dilation) if dims == 1 else nn.Conv2d(ch, ch, 3, padding=1, padding_mode="reflect")
 
         self.body = nn.Sequential(conv(), FrameNorm(ch), nn.ReLU(inplace=True), conv(), FrameNorm(ch))
+        if zero_init:
+            nn.init.zeros_(self.body[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -142,12 +154,15 @@ class Bottleneck1d(nn.Module):
 
     Timbre is a pattern across the whole spectrum, so a 1-D conv that sees every
     bin at once gets a full-band receptive field at a fraction of a 2-D conv's cost.
+    `long_blocks` more blocks, dilated 2, 4, 8, ..., widen the reach in time at the same cost:
+    the middle of a held note then hears its onset (a piano's decay starts there).
     """
 
-    def __init__(self, ch: int, freq: int, width: int, n_blocks: int):
+    def __init__(self, ch: int, freq: int, width: int, n_blocks: int, long_blocks: int = 0):
         super().__init__()
         self.inp = nn.Sequential(TimeConv(ch * freq, width), FrameNorm(width))
-        self.blocks = nn.Sequential(*[ResBlock(width, dims=1) for _ in range(n_blocks)])
+        self.blocks = nn.Sequential(*[ResBlock(width, dims=1) for _ in range(n_blocks)],
+                                    *[ResBlock(width, 1, 2 ** (i + 1), zero_init=True) for i in range(long_blocks)])
         self.out = nn.Sequential(TimeConv(width, ch * freq), FrameNorm(ch * freq), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +182,8 @@ class Generator(nn.Module):
         chs = [cfg.ngf * 2 ** i for i in range(cfg.n_down + 1)]
         enc = [_conv_block(1, chs[0], 7)] + [_conv_block(chs[i], chs[i + 1], 3, 2) for i in range(cfg.n_down)]
         if cfg.arch == "212":
-            mid: nn.Module = Bottleneck1d(chs[-1], n_freq // self.factor, cfg.bottleneck, cfg.n_blocks)
+            mid: nn.Module = Bottleneck1d(chs[-1], n_freq // self.factor, cfg.bottleneck, cfg.n_blocks,
+                                          cfg.long_blocks)
         elif cfg.arch == "resnet":
             mid = nn.Sequential(*[ResBlock(chs[-1], dims=2) for _ in range(cfg.n_blocks)])
         else:
@@ -254,6 +270,14 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def reach_bound(cfg: ModelConfig) -> int:
+    """Frames either side that can change a generator's output frame (its receptive field,
+    rounded up): encoder and decoder convs, the bottleneck's residual convs at 1/2**n_down."""
+    f = 2 ** cfg.n_down
+    dilations = [1] * cfg.n_blocks + [2 ** (i + 1) for i in range(cfg.long_blocks if cfg.arch == "212" else 0)]
+    return 2 * (f + 2) + f * (2 * sum(dilations) + 1)
 
 
 def count_parameters(module: nn.Module) -> int:

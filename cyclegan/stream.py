@@ -23,6 +23,7 @@ import soxr
 import torch
 
 from . import audio
+from .models import reach_bound
 from .tone import amp_chain, has_tones
 from .translate import Translator
 
@@ -30,12 +31,13 @@ WINDOW_FRAMES = 4  # how far the STFT and the overlap-add reach, in frames, past
 
 
 @lru_cache(maxsize=8)
-def reach(translator: Translator, reverse: bool, tol: float = 1e-6, frames: int = 512) -> int:
+def reach(translator: Translator, reverse: bool, tol: float = 1e-6, frames: int | None = None) -> int:
     """Frames either side over which one input frame changes a generator's output by more than
     `tol` (model units; 1e-6 is ~1e-4 dB, far below what a 16-bit output can show): measured
     by flipping one frame. The strict receptive field is wider, but its edge adds nothing audible,
     and every frame of reach is latency."""
     net, _ = translator.generator(reverse)
+    frames = frames or max(512, 4 * reach_bound(translator.cfg.model))
     x = torch.linspace(-1, 1, translator.spec.n_freq * frames).reshape(translator.spec.n_freq, frames).sin()
     mid = frames // 2
     bumped = x.clone()

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from . import audio, onnx_backend, weights
+from .models import reach_bound
 from .tone import TONE_TARGETS, TONES, apply_tone, has_tones
 
 MIN_SECONDS = 0.25
@@ -60,8 +61,8 @@ class Translator:
     """One exported pair, loaded once; translates audio of any length with bounded memory.
 
     A clip is processed end to end (STFT -> generators -> ISTFT) in segments of
-    `segment_frames`, each read with `margin_frames` of context on both sides; the generator
-    reaches only ~40 frames, so the kept middles join exactly and memory does not grow with
+    `segment_frames`, each read with `margin_frames` of context on both sides (at least the
+    generator's reach, `models.reach_bound`: 64 frames for the default), so the kept middles join exactly and memory does not grow with
     the clip (beyond the audio, and the spectrograms when they are asked for).
 
     workers > 1 translates that many segments at a time on threads (the app: a short clip cut in
@@ -86,7 +87,8 @@ class Translator:
             self.cfg = weights.read_config(model_dir)
             self.gens = onnx_backend.OnnxGenerators(self.model_dir, threads=torch.get_num_threads())
         self.spec, self.front = self.cfg.spec, FRONTENDS[backend]
-        self.segment, self.margin, self.workers = segment_frames, margin_frames, max(1, workers)
+        self.margin = max(margin_frames, reach_bound(self.cfg.model))
+        self.segment, self.workers = segment_frames, max(1, workers)
 
     def generator(self, reverse: bool) -> tuple[Any, Any]:
         """(forward, backward) generators for a direction: torch modules, or onnx graphs."""

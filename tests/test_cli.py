@@ -79,6 +79,15 @@ def test_init_from_starts_a_new_run_from_exported_generators(toy_domains, tmp_pa
     saved = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert saved["model"]["ngf"] == 4 and saved["train"]["cycle_loss"] == "linear"  # the generators' own settings
     assert saved["model"]["ndf"] == 8  # new discriminators may differ
+    r = run(*common, "--steps", "0", "--out", tmp_path / "long", "--export", "long", "--init-from",
+            tmp_path / "w" / "base", "--long-blocks", "2")
+    assert r.returncode == 0 and "2 long block(s) added as the identity" in r.stdout, r.stderr
+    long = load_file(tmp_path / "w" / "long" / "generators.safetensors")
+    assert all(torch.equal(base[k], long[k]) for k in base)
+    added = sorted(k for k in long if k not in base)
+    assert len(added) == 2 * 2 * 8 and all(not long[k].any() for k in added if k.endswith("body.4.weight"))
+    r = run(*common, "--out", tmp_path / "short", "--init-from", tmp_path / "w" / "long", "--long-blocks", "0")
+    assert r.returncode != 0 and "do not fit this model" in r.stderr and "Traceback" not in r.stderr
     r = run(*common, "--out", tmp_path / "ft2", "--init-from", tmp_path / "w" / "base", "--ngf", "8")
     assert r.returncode != 0 and "--ngf cannot change with --init-from" in r.stderr
     r = run(*common, "--out", tmp_path / "ft3", "--init-from", tmp_path / "nothing")

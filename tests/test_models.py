@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from cyclegan.config import ModelConfig
 from cyclegan.models import (ChannelSumConv, Discriminator, FrameNorm, Generator, NearestUpConv,
-                             TimeConv, count_parameters, init_weights)
+                             TimeConv, count_parameters, init_weights, reach_bound)
 
 
 @pytest.mark.parametrize("arch, upsample, skip", [("212", "nearest", True), ("212", "transpose", False),
@@ -108,6 +108,38 @@ def test_time_conv_is_a_reflect_padded_conv1d(k):
     g_fast = torch.autograd.grad(fast.square().sum(), [x, conv.weight, conv.bias])
     for a, b in zip(g_fast, g_plain):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_dilated_time_conv_is_a_reflect_padded_dilated_conv1d_and_takes_short_inputs():
+    torch.manual_seed(0)
+    conv = TimeConv(5, 4, 3, dilation=4)
+    x = torch.randn(2, 5, 9)
+    plain = F.conv1d(F.pad(x, (4, 4), mode="reflect"), conv.weight, conv.bias, dilation=4)
+    assert torch.allclose(conv(x), plain, atol=1e-5)
+    flat = torch.ones(1, 5, 2)  # shorter than the dilation: reflection alone is undefined, the edge repeats
+    constant = (conv.weight.sum((1, 2)) + conv.bias)[None, :, None].expand(1, 4, 2)
+    assert torch.allclose(conv(flat), constant, atol=1e-5)
+
+
+def test_long_blocks_start_as_the_identity_and_widen_the_reach():
+    torch.manual_seed(0)
+    cfg, cfg_long = ModelConfig(ngf=4, n_blocks=1, bottleneck=16), ModelConfig(ngf=4, n_blocks=1, bottleneck=16, long_blocks=3)
+    short, long = Generator(cfg, 256), Generator(cfg_long, 256)
+    init_weights(long)
+    missing, unexpected = long.load_state_dict(short.state_dict(), strict=False)
+    assert not unexpected and {k.split(".body")[0] for k in missing} == {f"net.3.blocks.{i}" for i in (1, 2, 3)}
+    x = torch.rand(1, 1, 256, 300) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(long(x), short(x))  # the added blocks change nothing until they learn
+        for block in long.net[3].blocks[1:]:
+            block.body[-1].weight.fill_(1.0)
+        def reach(g):
+            bumped = x.clone()
+            bumped[..., 150] = -bumped[..., 150]
+            changed = torch.nonzero((g(bumped) - g(x)).abs().amax((0, 1, 2)) > 0).flatten()
+            return int(max(150 - changed.min(), changed.max() - 150))
+        assert reach(short) <= reach_bound(cfg) == 2 * 6 + 4 * 3
+        assert reach_bound(cfg) < reach(long) <= reach_bound(cfg_long) == 2 * 6 + 4 * 31  # dilations 1, 2, 4, 8
 
 
 def test_frame_norm_normalises_each_frame_over_channels_and_frequency():
