@@ -20,7 +20,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import audio, plots, store, weights
-from .augment import RandomEQ
+from .augment import RandomCompressor, RandomEQ
 from .config import Config
 from .data import CropSampler, Domain, TwinSampler, join_twins, load_domain, load_twins
 from .metrics import relative_cycle_error
@@ -155,6 +155,8 @@ def _draw(run: Run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     b_in, b = run.samplers["twin"].mix(b) if "twin" in run.samplers else (None, b)
     if "eq" in run.samplers:
         (a,), (b, b_in) = run.samplers["eq"](a), run.samplers["eq"](b, b_in)
+    if "compress" in run.samplers:  # after the EQ, as a recording chain goes
+        (a,), (b, b_in) = run.samplers["compress"](a), run.samplers["compress"](b, b_in)
     return a, b, b_in
 
 
@@ -201,6 +203,9 @@ def _start(run: Run) -> None:
                                            cfg.train.seed * 7919 + 1000 + run.rank)
     if cfg.train.eq_db:
         run.samplers["eq"] = RandomEQ(cfg.spec, cfg.train.eq_db, cfg.train.seed * 7919 + 2000 + run.rank)
+    if cfg.train.compress_p:
+        run.samplers["compress"] = RandomCompressor(cfg.spec, cfg.train.compress_p,
+                                                    cfg.train.seed * 7919 + 3000 + run.rank)
     if found:
         check_data(run, found)
         restore(run, found)
