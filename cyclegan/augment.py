@@ -15,6 +15,11 @@ from .config import SpecConfig
 ANCHORS_HZ = (50.0, 150.0, 450.0, 1_350.0, 4_000.0, 12_000.0)  # about 1.6 octaves apart
 
 
+def _add(gain: torch.Tensor, crops: tuple[torch.Tensor | None, ...]) -> tuple[torch.Tensor | None, ...]:
+    """`gain` (model units) added to each crop, kept in the model's range; None passes through."""
+    return tuple(None if c is None else (c + gain.to(c.device)).clamp(-1, 1) for c in crops)
+
+
 class RandomEQ:
     """Adds to each crop a gain curve (dB) through random values at `ANCHORS_HZ`, each uniform in
     [-max_db, max_db], linear in log-frequency between them and flat outside."""
@@ -37,7 +42,7 @@ class RandomEQ:
         """Each row gets its own curve; crops passed together (a twin input and its target)
         share the row's curve, as one recording would. None passes through."""
         gain = self.curves(crops[0].shape[0])
-        return tuple(None if c is None else (c + gain.to(c.device)).clamp(-1, 1) for c in crops)
+        return _add(gain, crops)
 
 
 class RandomCompressor:
@@ -71,4 +76,4 @@ class RandomCompressor:
     def __call__(self, *crops: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         """The gain follows the first crop; crops passed together (a twin pair) share it."""
         gain = self.gains(crops[0])
-        return tuple(None if c is None else (c + gain.to(c.device)).clamp(-1, 1) for c in crops)
+        return _add(gain, crops)

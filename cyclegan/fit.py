@@ -153,10 +153,9 @@ def _draw(run: Run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One step's crops: A, B and (with twins) the B->A generator's own inputs."""
     a, b = (run.samplers[k].sample(run.cfg.train.batch_size) for k in "ab")
     b_in, b = run.samplers["twin"].mix(b) if "twin" in run.samplers else (None, b)
-    if "eq" in run.samplers:
-        (a,), (b, b_in) = run.samplers["eq"](a), run.samplers["eq"](b, b_in)
-    if "compress" in run.samplers:  # after the EQ, as a recording chain goes
-        (a,), (b, b_in) = run.samplers["compress"](a), run.samplers["compress"](b, b_in)
+    for k in ("eq", "compress"):  # the compressor after the EQ, as a recording chain goes
+        if k in run.samplers:
+            (a,), (b, b_in) = run.samplers[k](a), run.samplers[k](b, b_in)
     return a, b, b_in
 
 
