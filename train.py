@@ -35,7 +35,6 @@ TUNABLE = {
     "pool_size": ("train", "fakes kept in each history pool"),
     "twin_fraction": ("train", "share of the B->A generator's inputs drawn from --b-twins"),
     "eq_db": ("train", "random EQ on every crop: up to +-N dB at six log-spaced frequencies (0: off)"),
-    "compress_p": ("train", "share of crops through a random compressor (ratio 1.5-10, release 50-300 ms; 0: off)"),
     "seed": ("train", "seed for initialisation, the validation split and sampling"),
     "val_every": ("train", "validate (metrics, PNG grid) every N steps"),
     "save_every": ("train", "write a checkpoint every N steps"),

@@ -85,8 +85,6 @@ class TrainConfig:
     # Random EQ on every training crop (augment.RandomEQ): up to this many dB up or down at six
     # log-spaced frequencies, so the model meets a new microphone at every step. 0 turns it off.
     eq_db: float = 0.0
-    # The share of training crops through a random compressor (augment.RandomCompressor). 0 turns it off.
-    compress_p: float = 0.0
     val_files: int = 50
     val_fraction: float = 0.08
     val_every: int = 500

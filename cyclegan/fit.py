@@ -20,7 +20,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import audio, plots, store, weights
-from .augment import RandomCompressor, RandomEQ
+from .augment import RandomEQ
 from .config import Config
 from .data import CropSampler, Domain, TwinSampler, join_twins, load_domain, load_twins
 from .metrics import relative_cycle_error
@@ -153,9 +153,8 @@ def _draw(run: Run) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One step's crops: A, B and (with twins) the B->A generator's own inputs."""
     a, b = (run.samplers[k].sample(run.cfg.train.batch_size) for k in "ab")
     b_in, b = run.samplers["twin"].mix(b) if "twin" in run.samplers else (None, b)
-    for k in ("eq", "compress"):  # the compressor after the EQ, as a recording chain goes
-        if k in run.samplers:
-            (a,), (b, b_in) = run.samplers[k](a), run.samplers[k](b, b_in)
+    if "eq" in run.samplers:
+        (a,), (b, b_in) = run.samplers["eq"](a), run.samplers["eq"](b, b_in)
     return a, b, b_in
 
 
@@ -202,9 +201,6 @@ def _start(run: Run) -> None:
                                            cfg.train.seed * 7919 + 1000 + run.rank)
     if cfg.train.eq_db:
         run.samplers["eq"] = RandomEQ(cfg.spec, cfg.train.eq_db, cfg.train.seed * 7919 + 2000 + run.rank)
-    if cfg.train.compress_p:
-        run.samplers["compress"] = RandomCompressor(cfg.spec, cfg.train.compress_p,
-                                                    cfg.train.seed * 7919 + 3000 + run.rank)
     if found:
         check_data(run, found)
         restore(run, found)

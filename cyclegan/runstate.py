@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from . import store, weights
-from .augment import RandomCompressor, RandomEQ
+from .augment import RandomEQ
 from .config import Config
 from .data import CropSampler, Domain, Twins, TwinSampler
 from .training import CycleGAN
@@ -69,7 +69,7 @@ class Run:
     signals: StopSignals
     model: CycleGAN | None = None
     doms: tuple[Domain, Domain] | None = None
-    samplers: dict[str, CropSampler | TwinSampler | RandomEQ | RandomCompressor] = field(default_factory=dict)
+    samplers: dict[str, CropSampler | TwinSampler | RandomEQ] = field(default_factory=dict)
     twins: Twins | None = None
     saved: tuple[int, Path] | None = None
     seconds_before: float = 0.0
