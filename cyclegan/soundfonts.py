@@ -40,6 +40,8 @@ FAMILIES = (
     Family("MuseScore_General", ("MuseScore_General_Lite.sf3", "MuseScore_General.sf3", "MuseScore_General.sf2"),
            "MIT", "Debian musescore-general-soundfont-small (derived in part from FluidR3 Mono)"),
     Family("sf_GMbank", ("sf_GMbank.sf2",), "LGPL-2.1+", "Debian csound-soundfont"),
+    Family("Sonivox", ("sonivox.sf2",), "Apache-2.0 (Sonivox EAS, Sonic Network)",
+           "npm alphatab 1.8.4 by CoderLine (its bundled SoundFont), shipped in this repo"),
 )
 # Never trained on nor used to pick a model: the one family that shares no samples with another
 # (MuseScore General descends in part from FluidR3), so the held-out figures are not a leak.
@@ -49,6 +51,9 @@ SYSTEM_SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),  # apt-get in
                      Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),  # musescore-general-soundfont-small
                      Path("/usr/share/sounds/sf2/sf_GMbank.sf2"))  # csound-soundfont
 APT_PACKAGES = "fluid-soundfont-gm musescore-general-soundfont-small csound-soundfont"
+# A third independent electric-guitar sample set, small enough (1.3 MB) to ship: the system families
+# hold only two (MuseScore's guitars are FluidR3's), and guitar->piano learnt those two.
+BUNDLED_SOUNDFONTS = (Path(__file__).resolve().parents[1] / "soundfonts" / "sonivox.sf2",)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ def installed_soundfonts() -> list[Path]:
                       f"{' and has no held-out family' if no_family else ''}, unlike the model card's. "
                       f"To install them: apt-get install {APT_PACKAGES}", stacklevel=2)
     return there
+
+
+def corpus_soundfonts() -> list[Path]:
+    """What the built-in corpus plays besides TimGM6mb: the installed system SoundFonts and the bundled ones."""
+    return installed_soundfonts() + [p for p in BUNDLED_SOUNDFONTS if p.is_file()]
 
 
 def default_soundfont() -> Path:

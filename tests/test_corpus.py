@@ -18,7 +18,9 @@ from cyclegan.classifier import ClassifierConfig, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD = soundfonts.SYSTEM_SOUNDFONTS[2]  # sf_GMbank.sf2 (Debian csound-soundfont, installed by .ci/run)
-SETTINGS = dict(minutes=0.4, seed=1, sample_rate=16000, clip_seconds=2.0, paired=3, heldout=2, soundfonts=[HELD])
+SONIVOX = soundfonts.BUNDLED_SOUNDFONTS[0]  # in the repo
+SETTINGS = dict(minutes=0.4, seed=1, sample_rate=16000, clip_seconds=2.0, paired=3, heldout=2,
+                soundfonts=[HELD, SONIVOX])
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +39,9 @@ def wavs(root: Path) -> dict[str, bytes]:
 def test_layout_and_settings_name_soundfonts_by_file_and_checksum(tiny: Path) -> None:
     m = manifest(tiny)
     fonts = m["settings"]["soundfonts"]
-    assert [(f["file"], f["family"], f["licence"]) for f in fonts] == [
-        ("TimGM6mb.sf2", "TimGM6mb", "GPL-2.0"), ("sf_GMbank.sf2", "sf_GMbank", "LGPL-2.1+")]
+    assert [(f["file"], f["family"], f["licence"].split()[0]) for f in fonts] == [
+        ("TimGM6mb.sf2", "TimGM6mb", "GPL-2.0"), ("sf_GMbank.sf2", "sf_GMbank", "LGPL-2.1+"),
+        ("sonivox.sf2", "Sonivox", "Apache-2.0")]
     assert all(len(f["sha256"]) == 64 for f in fonts) and "/" not in json.dumps(m["settings"])
     count = lambda folder: len(list((tiny / folder).glob("*.wav")))  # noqa: E731
     assert (count("piano"), count("guitar"), count("guitar-driven"), count("guitar-driven-clean")) == (12, 12, 6, 6)
@@ -59,6 +62,9 @@ def test_clips_are_mono_right_length_loud_and_never_clipped(tiny: Path) -> None:
 
 
 def test_the_held_out_family_is_only_in_the_held_out_sets(tiny: Path) -> None:
+    for folder in ("piano", "guitar", "guitar-driven", "guitar-other"):  # round-robin over the training families
+        assert {c["family"] for c in manifest(tiny)["clips"]
+                if c["set"] == "train" and Path(c["path"]).parent.name == folder} == {"TimGM6mb", "Sonivox"}
     for c in manifest(tiny)["clips"]:
         held = c["set"].startswith("heldout")
         assert (c["family"] == soundfonts.HELD_OUT_FAMILY) == held, c["path"]
@@ -170,7 +176,7 @@ def test_cli_reports_bad_soundfont_without_traceback(tmp_path: Path) -> None:
 def test_cli_renders_and_uses_the_installed_system_soundfonts(tmp_path: Path, monkeypatch) -> None:
     system = tmp_path / "FluidR3_GM.sf2"  # a stand-in: CI need not download the real 148 MB file twice
     shutil.copy(HELD, system)
-    monkeypatch.setattr(corpus, "installed_soundfonts", lambda: [system])
+    monkeypatch.setattr(corpus, "corpus_soundfonts", lambda: [system])
     small = ["--minutes", "0.05", "--clip-seconds", "1", "--paired", "1", "--heldout", "1"]
     assert corpus.main(["--out", str(tmp_path / "with"), *small]) == 0
     assert [f["file"] for f in manifest(tmp_path / "with")["settings"]["soundfonts"]] == ["TimGM6mb.sf2", "FluidR3_GM.sf2"]
@@ -180,6 +186,14 @@ def test_cli_renders_and_uses_the_installed_system_soundfonts(tmp_path: Path, mo
                         "--no-system-soundfonts"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "x real time" in r.stdout, r.stderr
     assert len(manifest(tmp_path / "o")["clips"]) == 3 + 3 + 2 + 3  # 3 s of piano, guitar; a driven clip + twin; a group
+
+
+def test_the_built_in_corpus_plays_the_bundled_sonivox_beside_the_system_soundfonts() -> None:
+    fonts = soundfonts.corpus_soundfonts()
+    assert fonts[:-1] == soundfonts.installed_soundfonts() and fonts[-1] == SONIVOX
+    assert soundfonts.identify(SONIVOX).family.name == "Sonivox" and (SONIVOX.parent / "LICENSE-sonivox").is_file()
+    r = soundfonts.Renderer((soundfonts.identify(SONIVOX),), 16000)
+    assert all(r.has("sonivox.sf2", p) for p in (*corpus.PIANO_PROGRAMS, *corpus.CLEAN, *corpus.DRIVEN))
 
 
 def test_missing_system_soundfonts_are_named_with_their_packages(tmp_path: Path, monkeypatch) -> None:
