@@ -150,12 +150,12 @@ def default_corpus(args: argparse.Namespace) -> None:
     """No folders given: render (once) and use the built-in piano/guitar corpus (its clean guitars;
     the held-out family and its folders are for the evaluation only)."""
     try:
-        from cyclegan.corpus import CorpusError, corpus_soundfonts, ensure_corpus
+        from cyclegan.corpus import CorpusError, ensure_corpus, installed_soundfonts
     except ImportError as e:
         sys.exit(f"the built-in corpus is unavailable ({e}); pass --domain-a DIR --domain-b DIR")
     try:
         root = ensure_corpus(DEFAULT_CORPUS, minutes=args.corpus_minutes,
-                             soundfonts=corpus_soundfonts() + list(args.soundfont))
+                             soundfonts=installed_soundfonts() + list(args.soundfont))
     except CorpusError as e:
         sys.exit(f"error: {e}")
     args.domain_a, args.domain_b = root / "piano", root / "guitar"

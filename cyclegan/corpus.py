@@ -28,11 +28,11 @@ from tqdm import tqdm
 from . import conditions, tone
 from .layout import EVAL_SETS
 from .material import PIANO_WIDE, RANGES, make_notes
-from .soundfonts import (BUNDLED_SOUNDFONTS, HELD_OUT_FAMILY, SYSTEM_SOUNDFONTS, CorpusError, Renderer, SoundFont,
-                         corpus_soundfonts, resolve_soundfonts)
+from .soundfonts import (HELD_OUT_FAMILY, SYSTEM_SOUNDFONTS, CorpusError, Renderer, SoundFont, installed_soundfonts,
+                         resolve_soundfonts)
 from .variety import plucked_di
 
-VERSION = 7  # bump when the material or rendering changes, so ensure_corpus re-renders
+VERSION = 6  # bump when the material or rendering changes, so ensure_corpus re-renders
 PIANO_PROGRAMS = (0, 1, 2)  # acoustic grand, bright, electric grand
 CLEAN = {27: "clean", 26: "jazz"}
 DRIVEN = {29: "overdriven", 30: "distorted"}
@@ -244,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soundfont", type=Path, action="append", default=[],
                     help="extra .sf2/.sf3 (repeatable), used besides the default TimGM6mb.sf2")
     ap.add_argument("--no-system-soundfonts", action="store_true",
-                    help="leave out the installed system SoundFonts and the bundled one "
-                         f"({', '.join(p.name for p in SYSTEM_SOUNDFONTS + BUNDLED_SOUNDFONTS)}), "
+                    help=f"leave out the installed system SoundFonts ({', '.join(map(str, SYSTEM_SOUNDFONTS))}), "
                          "which train.py's built-in corpus uses")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample-rate", type=int, default=25000)
@@ -254,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heldout", type=int, default=48, help="clips per folder of each held-out set")
     a = ap.parse_args(argv)
     try:
-        extra = ([] if a.no_system_soundfonts else corpus_soundfonts()) + a.soundfont
+        extra = ([] if a.no_system_soundfonts else installed_soundfonts()) + a.soundfont
         render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired, a.heldout)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)

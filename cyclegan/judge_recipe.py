@@ -93,15 +93,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .corpus import HELD_OUT_FAMILY, ensure_corpus
+    from .corpus import HELD_OUT_FAMILY, ensure_corpus, installed_soundfonts
     from .data import hold_out
     from .layout import EVAL_SETS
-    from .soundfonts import installed_soundfonts, resolve_soundfonts
+    from .soundfonts import resolve_soundfonts
     from .variety import plucked_guitars, render_variety
 
     a = _args(argv)
     torch.set_num_threads(1)
-    if not a.no_render:  # the system families only: the shipped judge predates the bundled Sonivox
+    if not a.no_render:
         ensure_corpus(a.data, a.minutes, installed_soundfonts(), seed=a.seed)
     cfg, probe = ClassifierConfig(steps=a.steps), Classifier(ClassifierConfig(), a.classes)
     train, held = {}, {}

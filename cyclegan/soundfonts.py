@@ -51,9 +51,9 @@ SYSTEM_SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),  # apt-get in
                      Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),  # musescore-general-soundfont-small
                      Path("/usr/share/sounds/sf2/sf_GMbank.sf2"))  # csound-soundfont
 APT_PACKAGES = "fluid-soundfont-gm musescore-general-soundfont-small csound-soundfont"
-# A third independent electric-guitar sample set, small enough (1.3 MB) to ship: the system families
-# hold only two (MuseScore's guitars are FluidR3's), and guitar->piano learnt those two.
-BUNDLED_SOUNDFONTS = (Path(__file__).resolve().parents[1] / "soundfonts" / "sonivox.sf2",)
+# A third independent electric-guitar sample set (the system families hold two: MuseScore's guitars
+# are FluidR3's), small enough to ship; not in the default corpus: `--soundfont` adds it.
+SONIVOX = Path(__file__).resolve().parents[1] / "soundfonts" / "sonivox.sf2"
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,6 @@ def installed_soundfonts() -> list[Path]:
                       f"{' and has no held-out family' if no_family else ''}, unlike the model card's. "
                       f"To install them: apt-get install {APT_PACKAGES}", stacklevel=2)
     return there
-
-
-def corpus_soundfonts() -> list[Path]:
-    """What the built-in corpus plays besides TimGM6mb: the installed system SoundFonts and the bundled ones."""
-    return installed_soundfonts() + [p for p in BUNDLED_SOUNDFONTS if p.is_file()]
 
 
 def default_soundfont() -> Path:

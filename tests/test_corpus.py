@@ -18,7 +18,7 @@ from cyclegan.classifier import ClassifierConfig, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD = soundfonts.SYSTEM_SOUNDFONTS[2]  # sf_GMbank.sf2 (Debian csound-soundfont, installed by .ci/run)
-SONIVOX = soundfonts.BUNDLED_SOUNDFONTS[0]  # in the repo
+SONIVOX = soundfonts.SONIVOX  # in the repo
 SETTINGS = dict(minutes=0.4, seed=1, sample_rate=16000, clip_seconds=2.0, paired=3, heldout=2,
                 soundfonts=[HELD, SONIVOX])
 
@@ -176,7 +176,7 @@ def test_cli_reports_bad_soundfont_without_traceback(tmp_path: Path) -> None:
 def test_cli_renders_and_uses_the_installed_system_soundfonts(tmp_path: Path, monkeypatch) -> None:
     system = tmp_path / "FluidR3_GM.sf2"  # a stand-in: CI need not download the real 148 MB file twice
     shutil.copy(HELD, system)
-    monkeypatch.setattr(corpus, "corpus_soundfonts", lambda: [system])
+    monkeypatch.setattr(corpus, "installed_soundfonts", lambda: [system])
     small = ["--minutes", "0.05", "--clip-seconds", "1", "--paired", "1", "--heldout", "1"]
     assert corpus.main(["--out", str(tmp_path / "with"), *small]) == 0
     assert [f["file"] for f in manifest(tmp_path / "with")["settings"]["soundfonts"]] == ["TimGM6mb.sf2", "FluidR3_GM.sf2"]
@@ -188,9 +188,7 @@ def test_cli_renders_and_uses_the_installed_system_soundfonts(tmp_path: Path, mo
     assert len(manifest(tmp_path / "o")["clips"]) == 3 + 3 + 2 + 3  # 3 s of piano, guitar; a driven clip + twin; a group
 
 
-def test_the_built_in_corpus_plays_the_bundled_sonivox_beside_the_system_soundfonts() -> None:
-    fonts = soundfonts.corpus_soundfonts()
-    assert fonts[:-1] == soundfonts.installed_soundfonts() and fonts[-1] == SONIVOX
+def test_the_shipped_sonivox_soundfont_is_a_known_family_with_every_preset_the_corpus_plays() -> None:
     assert soundfonts.identify(SONIVOX).family.name == "Sonivox" and (SONIVOX.parent / "LICENSE-sonivox").is_file()
     r = soundfonts.Renderer((soundfonts.identify(SONIVOX),), 16000)
     assert all(r.has("sonivox.sf2", p) for p in (*corpus.PIANO_PROGRAMS, *corpus.CLEAN, *corpus.DRIVEN))
