@@ -8,6 +8,7 @@ Layout (every folder holds mono 16-bit wav clips; manifest.json says what each o
     guitar-other/ (nylon, steel, muted, plucked-string model, TimGM6mb's clean)  guitar-other-clean/
     paired/{piano,guitar,guitar-driven}/            the same notes on each, one recording draw
     heldout-family/...  heldout-recorded/...        the held-out family, plain / under held-out conditions
+    real-piano/...  real-piano-recorded/...         the same with a recorded grand as the piano (cyclegan/sampler.py)
 Material is drawn from seeded numpy Generators, so the same settings give byte-identical files.
 """
 from __future__ import annotations
@@ -26,13 +27,14 @@ import soundfile as sf
 from tqdm import tqdm
 
 from . import conditions, tone
-from .layout import EVAL_SETS
+from . import sampler
+from .layout import EVAL_SETS, REAL_PIANO_SETS
 from .material import PIANO_WIDE, RANGES, make_notes
 from .soundfonts import (HELD_OUT_FAMILY, SYSTEM_SOUNDFONTS, CorpusError, Renderer, SoundFont, installed_soundfonts,
                          resolve_soundfonts)
 from .variety import plucked_di
 
-VERSION = 6  # bump when the material or rendering changes, so ensure_corpus re-renders
+VERSION = 7  # bump when the material or rendering changes, so ensure_corpus re-renders
 PIANO_PROGRAMS = (0, 1, 2)  # acoustic grand, bright, electric grand
 CLEAN = {27: "clean", 26: "jazz"}
 DRIVEN = {29: "overdriven", 30: "distorted"}
@@ -61,7 +63,8 @@ class CorpusSettings:
     def as_json(self) -> dict:
         return {"minutes": self.minutes, "soundfonts": [f.as_json() for f in self.soundfonts], "seed": self.seed,
                 "sample_rate": self.sample_rate, "clip_seconds": self.clip_seconds, "paired": self.paired,
-                "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY, "version": self.version}
+                "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY, "real_piano": sampler.fingerprint(),
+                "version": self.version}
 
     @property
     def training_fonts(self) -> tuple[SoundFont, ...]:
@@ -106,6 +109,9 @@ def _jobs(s: CorpusSettings) -> list[dict]:
             jobs += [_group(root, i, (part,), held, _seed(s, 10 + 4 * k + j, i), space, False) for i in range(s.heldout)]
         jobs += [_group(root, i, ("piano", "clean", "driven"), held, _seed(s, 13 + 4 * k, i), space, True)
                  for i in range(s.paired)]
+    for g in jobs:
+        if g["set"].removesuffix("-paired") in REAL_PIANO_SETS:
+            g["piano_font"] = sampler.NAME
     return jobs
 
 
@@ -128,7 +134,7 @@ def _presets(r: Renderer, font: str, rng: np.random.Generator) -> dict:
 def _dry(r: Renderer, font: str, part: str, pre: dict, notes: list, s: CorpusSettings, cents: float) -> tuple:
     """(dry audio, program, tone, amp settings) of one part of a group."""
     if part == "piano":
-        return r.render(font, pre["piano"], notes, s.clip_seconds, cents), pre["piano"], None, None
+        return r.render(pre.get("piano_font", font), pre["piano"], notes, s.clip_seconds, cents), pre["piano"], None, None
     if part == "other":
         return _other(r, font, notes, s, cents, np.random.default_rng(pre["other_seed"]))
     if part in ("clean", "twin", "other_twin"):
@@ -158,6 +164,8 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
         lo, hi = PIANO_WIDE
     notes = make_notes(mat, lo, hi, s.clip_seconds, "piano" if only_piano else "guitar")
     pre = _presets(r, g["font"], np.random.default_rng([g["seed"], 1]))
+    if "piano_font" in g:
+        pre.update(piano_font=g["piano_font"], piano=0)
     # one draw of the room, microphone, codec and level per group, so a pair differs only in the
     # instrument; each part keeps its own noise samples (with shared ones, output = input would
     # match the reference exactly wherever the noise dominates, and win the paired distance there)
@@ -169,7 +177,7 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         sf.write(out / path, wave, s.sample_rate, subtype="PCM_16")
         clip = {"set": g["set"], "path": path, "domain": "piano" if part == "piano" else "guitar", "tone": tone_name,
-                "family": g["family"], "soundfont": g["font"], "program": program, "seed": g["seed"],
+                **_source(g, part), "program": program, "seed": g["seed"],
                 "conditions": cond, "notes": [[n.pitch, n.start, n.end, n.velocity] for n in notes]}
         if amp:
             clip["amp"] = amp
@@ -180,9 +188,15 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
     return clips
 
 
+def _source(g: dict, part: str) -> dict:
+    if part == "piano" and "piano_font" in g:
+        return {"family": sampler.NAME, "soundfont": sampler.NAME}
+    return {"family": g["family"], "soundfont": g["font"]}
+
+
 def _build(s: CorpusSettings, out: Path) -> float:
     """Render everything into `out`; returns the speed in x real time."""
-    r = Renderer(s.soundfonts, s.sample_rate)
+    r = Renderer(s.soundfonts, s.sample_rate, {sampler.NAME: sampler.Sampler(sample_rate=s.sample_rate)})
     for font in s.soundfonts:  # fail early rather than mid-render
         _presets(r, font.name, np.random.default_rng(0))
     t0, clips = time.perf_counter(), []

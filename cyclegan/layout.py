@@ -12,7 +12,9 @@ from .config import TrainConfig
 from .data import list_audio, split
 from .store import repo_relative
 
-EVAL_SETS = {"heldout-family": "studio", "heldout-recorded": "laptop"}  # folder -> recording space
+# folder -> recording space; the real-piano sets pair the held-out family's guitars with a recorded grand
+EVAL_SETS = {"heldout-family": "studio", "heldout-recorded": "laptop", "real-piano": "studio", "real-piano-recorded": "laptop"}
+REAL_PIANO_SETS = ("real-piano", "real-piano-recorded")
 GROUPS = {"": "clean/jazz", "-driven": "overdriven/distorted"}  # folder suffix -> input group
 
 

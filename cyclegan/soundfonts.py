@@ -136,8 +136,9 @@ def resolve_soundfonts(extra: list[Path] | None = None) -> tuple[SoundFont, ...]
 class Renderer:
     """One loaded Synth per SoundFont (loading is the slow part, so it is cached), keyed by file name."""
 
-    def __init__(self, soundfonts: tuple[SoundFont, ...], sample_rate: int):
-        self.sample_rate, self.synths = sample_rate, {}
+    def __init__(self, soundfonts: tuple[SoundFont, ...], sample_rate: int, samplers: dict | None = None):
+        # samplers: {name: an instrument with render(notes, seconds, cents)}, played as program 0
+        self.sample_rate, self.synths, self.samplers = sample_rate, {}, dict(samplers or {})
         for font in soundfonts:
             synth = tinysoundfont.Synth(samplerate=sample_rate)
             try:
@@ -147,6 +148,8 @@ class Renderer:
             self.synths[font.name] = (synth, sfid)
 
     def has(self, font: str, program: int) -> bool:
+        if font in self.samplers:
+            return program == 0
         synth, sfid = self.synths[font]
         return synth.sfpreset_name(sfid, 0, program) is not None
 
@@ -159,6 +162,8 @@ class Renderer:
 
     def render(self, font: str, program: int, notes: list[Note], seconds: float, cents: float = 0.0) -> np.ndarray:
         """Mono float32 audio of `notes` on one preset, detuned by `cents` with the pitch wheel."""
+        if font in self.samplers:
+            return self.samplers[font].render(notes, seconds, cents)
         synth, sfid = self.synths[font]
         sr, total = self.sample_rate, int(round(seconds * self.sample_rate))
         synth.soundfonts[sfid].reset()  # Synth has no reset(); the low-level SoundFont does

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cyclegan import conditions, corpus, material, soundfonts
+from cyclegan import conditions, corpus, material, sampler, soundfonts
 from cyclegan.classifier import ClassifierConfig, train_classifier
+from cyclegan.layout import EVAL_SETS, REAL_PIANO_SETS
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD = soundfonts.SYSTEM_SOUNDFONTS[2]  # sf_GMbank.sf2 (Debian csound-soundfont, installed by .ci/run)
@@ -42,14 +43,17 @@ def test_layout_and_settings_name_soundfonts_by_file_and_checksum(tiny: Path) ->
     assert [(f["file"], f["family"], f["licence"]) for f in fonts] == [
         ("TimGM6mb.sf2", "TimGM6mb", "GPL-2.0"), ("sf_GMbank.sf2", "sf_GMbank", "LGPL-2.1+"),
         ("sonivox.sf2", "Sonivox", "Apache-2.0 (Sonivox EAS, Sonic Network)")]
-    assert all(len(f["sha256"]) == 64 for f in fonts) and "/" not in json.dumps(m["settings"])
+    assert all(len(f["sha256"]) == 64 for f in fonts) and str(ROOT) not in json.dumps(m["settings"])
+    assert "/" not in json.dumps({k: v for k, v in m["settings"].items() if k != "real_piano"})  # no machine's paths
     count = lambda folder: len(list((tiny / folder).glob("*.wav")))  # noqa: E731
     assert (count("piano"), count("guitar"), count("guitar-driven"), count("guitar-driven-clean")) == (12, 12, 6, 6)
     assert count("guitar-other") == count("guitar-other-clean") == 3
-    for s in ("paired", "heldout-family/paired", "heldout-recorded/paired"):
+    assert list(EVAL_SETS) == ["heldout-family", "heldout-recorded", "real-piano", "real-piano-recorded"]
+    for s in ("paired", *(f"{e}/paired" for e in EVAL_SETS)):
         assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 3
-    for s in ("heldout-family", "heldout-recorded"):
+    for s in EVAL_SETS:
         assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 2
+    assert m["settings"]["real_piano"] == sampler.fingerprint() and m["settings"]["version"] == corpus.VERSION
     assert sorted(str(p.relative_to(tiny)) for p in tiny.rglob("*.wav")) == sorted(c["path"] for c in m["clips"])
 
 
@@ -66,9 +70,10 @@ def test_the_held_out_family_is_only_in_the_held_out_sets(tiny: Path) -> None:
         assert {c["family"] for c in manifest(tiny)["clips"]
                 if c["set"] == "train" and Path(c["path"]).parent.name == folder} == {"TimGM6mb", "Sonivox"}
     for c in manifest(tiny)["clips"]:
-        held = c["set"].startswith("heldout")
-        assert (c["family"] == soundfonts.HELD_OUT_FAMILY) == held, c["path"]
-        assert c["conditions"]["space"] == ("laptop" if c["set"].startswith("heldout-recorded") else "studio")
+        root = c["set"].removesuffix("-paired")
+        family = sampler.NAME if root in REAL_PIANO_SETS and c["domain"] == "piano" else soundfonts.HELD_OUT_FAMILY
+        assert (c["family"] == family) == (root in EVAL_SETS), c["path"]  # a recorded grand, never trained on
+        assert c["conditions"]["space"] == EVAL_SETS.get(root, "studio")
 
 
 def test_tones_programs_and_ranges(tiny: Path) -> None:
@@ -91,7 +96,7 @@ def test_groups_share_notes_and_conditions_but_not_noise(tiny: Path) -> None:
     twins = [(c, clips[c["clean_twin"]]) for c in clips.values() if "clean_twin" in c]
     pairs = [(c, clips[c["path"].replace("/piano/", f"/{g}/")]) for c in clips.values()
              if "paired/piano" in c["path"] for g in ("guitar", "guitar-driven")]
-    assert len(twins) == 6 + 3 and len(pairs) == 18
+    assert len(twins) == 6 + 3 and len(pairs) == 2 * 3 * (1 + len(EVAL_SETS))
     for a, b in twins + pairs:
         assert a["notes"] == b["notes"] and a["conditions"] == b["conditions"] and a["seed"] == b["seed"]
         assert not np.array_equal(sf.read(tiny / a["path"])[0], sf.read(tiny / b["path"])[0])

@@ -41,8 +41,8 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
     result = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     md = (tmp_path / "out" / "evaluation.md").read_text()
     assert md in table and "| piano2guitar | identity |" in md and "| guitar2piano | eq |" in md
-    assert "### heldout-family" in md and "### heldout-recorded" in md and "| FD |" in md
-    assert set(result["sets"]) == {"heldout-family", "heldout-recorded"}
+    assert all(f"### {name}" in md for name in layout.EVAL_SETS) and "| FD |" in md
+    assert list(result["sets"]) == list(layout.EVAL_SETS)
     for r in [result, *result["sets"].values()]:
         assert set(r["directions"]) == {"piano2guitar", "piano2guitar_driven", "guitar2piano"}
         for methods in r["directions"].values():
