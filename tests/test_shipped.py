@@ -33,6 +33,15 @@ def test_shipped_model_card_gives_the_rebuild_commands_and_its_evaluated_scores(
         row = (f"| {label} | model | {m['cycle_error']:.3f} | {m['transfer_accuracy']:.3f} "
                f"[{ci['low']:.3f}, {ci['high']:.3f}] | {m['chroma']:.3f} | {m['onset_f']:.3f} | {m['paired_lsd_db']:.2f} |")
         assert row in card
+    labels = {"heldout-family": "held-out family", "heldout-recorded": "held-out, laptop",
+              "real-piano": "recorded grand", "real-piano-recorded": "grand, laptop"}
+    assert set(result["sets"]) == set(labels)  # every held-out set, each a row of the card's table
+    for name, label in labels.items():
+        r = result["sets"][name]
+        gain = r["paired_lsd_gain"]["guitar2piano"]["identity"]
+        cells = (f"{r['directions']['piano2guitar']['model']['transfer_accuracy']:.3f}",
+                 f"{gain['mean_db']:+.2f} [{gain['low_db']:+.2f}, {gain['high_db']:+.2f}]".replace("-", "−"))
+        assert any(line.startswith(f"| {label} |") and all(c in line for c in cells) for line in card.splitlines()), name
 
 
 def test_shipped_model_translates_the_bundled_examples(example_clips):
