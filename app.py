@@ -25,7 +25,8 @@ import gradio as gr  # noqa: E402
 from gradio.data_classes import FileData  # noqa: E402
 
 from cyclegan import live_player, weights  # noqa: E402
-from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows, scores_markdown  # noqa: E402
+from cyclegan.handlers import N_OUTPUTS, App, Live, example_rows  # noqa: E402
+from cyclegan.scores import scores_markdown  # noqa: E402
 from cyclegan.tone import has_tones  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent

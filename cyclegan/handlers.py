@@ -8,7 +8,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import io
-import json
 import queue
 import shutil
 import tempfile
@@ -168,32 +167,6 @@ def _summary(res: Translation, d: weights.Direction, notes: list[str]) -> str:
 
 def _notes(notes: list[str]) -> str:
     return "".join(f"\n\n⚠️ {n}." for n in notes)
-
-
-def scores_markdown(directions: list[weights.Direction]) -> str:
-    """Each model's scores (its evaluation.json), validation and unseen samples through a laptop-like
-    recording, so a visitor knows what to expect; "" when no model has been evaluated."""
-    rows = []
-    for d in directions:
-        try:
-            r = (result := json.loads((d.model_dir / "evaluation.json").read_text()))["directions"][d.value]
-        except (OSError, ValueError, KeyError):
-            continue
-        m, ident, eq = r["model"], r["identity"]["paired_lsd_db"], r["eq"]["paired_lsd_db"]
-        laptop = result.get("sets", {}).get("heldout-recorded", {}).get("directions", {}).get(d.value)
-        unseen = f"{laptop['model']['transfer_accuracy']:.0%}" if laptop else "n/a"
-        # a pair trained on the user's own folders usually has no paired set to measure against
-        dist = (f"{m['paired_lsd_db']:.1f} dB (untouched input {ident:.1f}, fixed EQ {eq:.1f})"
-                if None not in (m["paired_lsd_db"], ident, eq) else "n/a (no paired clips)")
-        rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {unseen} | {m['chroma']:.2f} | {dist} |")
-    if not rows:
-        return ""
-    return ("| direction | heard as the target instrument | the same, unseen samples, laptop mic | notes kept "
-            "(chroma, 0–1) | distance to the real instrument, lower is better |\n|---|---|---|---|---|\n"
-            + "\n".join(rows) + "\n\nOn held-out clips of the synthetic SoundFont corpus it was trained on, "
-            "and on a sample set it never heard through a laptop-like room, mic and codec, judged by a separate "
-            "instrument classifier (`python -m cyclegan.evaluate`). Real recordings and dense chords are further "
-            "from that material. Training, data and limits: the model card, `weights/<name>/README.md`.")
 
 
 def _prune(root: Path, max_age_s: float) -> None:

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:  # app.py is a top-level script, not part of the p
 import app as app_module  # noqa: E402
 
 from cyclegan import audio, handlers, weights  # noqa: E402
+from cyclegan.scores import scores_markdown  # noqa: E402
 
 SR = 25_000  # the tiny model's rate (the default SpecConfig)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -87,7 +88,7 @@ def test_directions_and_examples_come_from_the_weights(tiny_weights: Path) -> No
 
 def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: Path) -> None:
     found = weights.directions(tiny_weights)
-    assert handlers.scores_markdown(found) == ""  # not evaluated: no panel
+    assert scores_markdown(found) == ""  # not evaluated: no panel
     model = tmp_path / "piano_guitar"
     shutil.copytree(tiny_weights / "piano_guitar", model)
     scores = {"model": {"transfer_accuracy": 0.917, "chroma": 0.848, "paired_lsd_db": 10.92},
@@ -95,16 +96,22 @@ def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: P
     laptop = {"model": {"transfer_accuracy": 0.708}}
     (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores},
                                                        "sets": {"heldout-recorded": {"directions": {"piano2guitar": laptop}}}}))
-    md = handlers.scores_markdown(weights.directions(tmp_path))
+    md = scores_markdown(weights.directions(tmp_path))
     assert "| Piano → Guitar | 92% | 71% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
     assert "unseen samples, laptop mic" in md
     assert "Guitar → Piano" not in md  # that direction has no scores in the file
+    grand = {"model": {"transfer_accuracy": 0.958}}  # piano->guitar on a recorded grand is preferred
+    (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores}, "sets": {
+        "heldout-recorded": {"directions": {"piano2guitar": laptop}},
+        "real-piano-recorded": {"directions": {"piano2guitar": grand}}}}))
+    md = scores_markdown(weights.directions(tmp_path))
+    assert "| Piano → Guitar | 92% | 96% |" in md and "a recorded grand piano" in md
     unpaired = {k: {**v, "paired_lsd_db": None} for k, v in scores.items()}  # own folders, no paired set
     (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": unpaired}}))
-    assert "| Piano → Guitar | 92% | n/a | 0.85 | n/a (no paired clips) |" in handlers.scores_markdown(
+    assert "| Piano → Guitar | 92% | n/a | 0.85 | n/a (no paired clips) |" in scores_markdown(
         weights.directions(tmp_path))
     (model / "evaluation.json").write_text("{not json")
-    assert handlers.scores_markdown(weights.directions(tmp_path)) == ""
+    assert scores_markdown(weights.directions(tmp_path)) == ""
 
 
 def _write(path: Path, wave: np.ndarray, sr: int, subtype: str | None = None) -> Path:
