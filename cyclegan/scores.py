@@ -36,7 +36,7 @@ def scores_markdown(directions: list[weights.Direction]) -> str:
         rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {unseen} | {m['chroma']:.2f} | {dist} |")
     if not rows:
         return ""
-    return ("| direction | heard as the target instrument | the same, unseen samples, laptop mic | notes kept "
+    return ("| direction | heard as the target instrument | the same, instruments it never heard, laptop mic | notes kept "
             "(chroma, 0–1) | distance to the real instrument, lower is better |\n|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n\nOn held-out clips of the synthetic SoundFont corpus it was trained on, "
             "and through a laptop-like room, mic and codec on what it never heard (piano → guitar: a recorded "

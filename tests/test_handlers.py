@@ -98,7 +98,7 @@ def test_scores_come_from_each_models_evaluation(tiny_weights: Path, tmp_path: P
                                                        "sets": {"heldout-recorded": {"directions": {"piano2guitar": laptop}}}}))
     md = scores_markdown(weights.directions(tmp_path))
     assert "| Piano → Guitar | 92% | 71% | 0.85 | 10.9 dB (untouched input 12.1, fixed EQ 11.4) |" in md
-    assert "unseen samples, laptop mic" in md
+    assert "instruments it never heard, laptop mic" in md
     assert "Guitar → Piano" not in md  # that direction has no scores in the file
     grand = {"model": {"transfer_accuracy": 0.958}}  # piano->guitar on a recorded grand is preferred
     (model / "evaluation.json").write_text(json.dumps({"directions": {"piano2guitar": scores}, "sets": {
