@@ -26,8 +26,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from . import conditions, tone
-from . import sampler
+from . import conditions, sampler, tone
 from .layout import EVAL_SETS, REAL_PIANO_SETS
 from .material import PIANO_WIDE, RANGES, make_notes
 from .soundfonts import (HELD_OUT_FAMILY, SYSTEM_SOUNDFONTS, CorpusError, Renderer, SoundFont, installed_soundfonts,
@@ -134,7 +133,8 @@ def _presets(r: Renderer, font: str, rng: np.random.Generator) -> dict:
 def _dry(r: Renderer, font: str, part: str, pre: dict, notes: list, s: CorpusSettings, cents: float) -> tuple:
     """(dry audio, program, tone, amp settings) of one part of a group."""
     if part == "piano":
-        return r.render(pre.get("piano_font", font), pre["piano"], notes, s.clip_seconds, cents), pre["piano"], None, None
+        piano = r.render(pre.get("piano_font", font), pre["piano"], notes, s.clip_seconds, cents)
+        return piano, pre["piano"], None, None
     if part == "other":
         return _other(r, font, notes, s, cents, np.random.default_rng(pre["other_seed"]))
     if part in ("clean", "twin", "other_twin"):
@@ -189,6 +189,7 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
 
 
 def _source(g: dict, part: str) -> dict:
+    """The manifest's family and SoundFont of one part (the recorded grand has no SoundFont)."""
     if part == "piano" and "piano_font" in g:
         return {"family": sampler.NAME, "soundfont": sampler.NAME}
     return {"family": g["family"], "soundfont": g["font"]}

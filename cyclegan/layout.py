@@ -13,7 +13,8 @@ from .data import list_audio, split
 from .store import repo_relative
 
 # folder -> recording space; the real-piano sets pair the held-out family's guitars with a recorded grand
-EVAL_SETS = {"heldout-family": "studio", "heldout-recorded": "laptop", "real-piano": "studio", "real-piano-recorded": "laptop"}
+EVAL_SETS = {"heldout-family": "studio", "heldout-recorded": "laptop",
+             "real-piano": "studio", "real-piano-recorded": "laptop"}
 REAL_PIANO_SETS = ("real-piano", "real-piano-recorded")
 GROUPS = {"": "clean/jazz", "-driven": "overdriven/distorted"}  # folder suffix -> input group
 
