@@ -62,7 +62,8 @@ class CorpusSettings:
     def as_json(self) -> dict:
         return {"minutes": self.minutes, "soundfonts": [f.as_json() for f in self.soundfonts], "seed": self.seed,
                 "sample_rate": self.sample_rate, "clip_seconds": self.clip_seconds, "paired": self.paired,
-                "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY, "real_piano": sampler.fingerprint(),
+                "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY,
+                "real_piano": sampler.fingerprint() if self.held_out_font else None,
                 "version": self.version}
 
     @property
@@ -84,8 +85,11 @@ def _group(root: str, i: int, parts: tuple[str, ...], font: SoundFont, seed: int
     folder = "/".join(x for x in (root, "paired" if paired else "") if x)
     name = "-".join(x for x in (root or ("" if paired else "train"), "paired" if paired else "") if x)
     width = 3 if paired or root else 4
-    return {"set": name, "space": space, "font": font.name, "family": font.family.name, "seed": seed,
-            "parts": {p: f"{folder + '/' if folder else ''}{FOLDERS[p]}/{i:0{width}d}.wav" for p in parts}}
+    g = {"set": name, "space": space, "font": font.name, "family": font.family.name, "seed": seed,
+         "parts": {p: f"{folder + '/' if folder else ''}{FOLDERS[p]}/{i:0{width}d}.wav" for p in parts}}
+    if root in REAL_PIANO_SETS:  # their piano is the recorded grand, their guitars the held-out family's
+        g["piano_font"] = sampler.NAME
+    return g
 
 
 def _jobs(s: CorpusSettings) -> list[dict]:
@@ -108,9 +112,6 @@ def _jobs(s: CorpusSettings) -> list[dict]:
             jobs += [_group(root, i, (part,), held, _seed(s, 10 + 4 * k + j, i), space, False) for i in range(s.heldout)]
         jobs += [_group(root, i, ("piano", "clean", "driven"), held, _seed(s, 13 + 4 * k, i), space, True)
                  for i in range(s.paired)]
-    for g in jobs:
-        if g["set"].removesuffix("-paired") in REAL_PIANO_SETS:
-            g["piano_font"] = sampler.NAME
     return jobs
 
 
@@ -133,8 +134,7 @@ def _presets(r: Renderer, font: str, rng: np.random.Generator) -> dict:
 def _dry(r: Renderer, font: str, part: str, pre: dict, notes: list, s: CorpusSettings, cents: float) -> tuple:
     """(dry audio, program, tone, amp settings) of one part of a group."""
     if part == "piano":
-        piano = r.render(pre.get("piano_font", font), pre["piano"], notes, s.clip_seconds, cents)
-        return piano, pre["piano"], None, None
+        return r.render(font, pre["piano"], notes, s.clip_seconds, cents), pre["piano"], None, None
     if part == "other":
         return _other(r, font, notes, s, cents, np.random.default_rng(pre["other_seed"]))
     if part in ("clean", "twin", "other_twin"):
@@ -164,20 +164,22 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
         lo, hi = PIANO_WIDE
     notes = make_notes(mat, lo, hi, s.clip_seconds, "piano" if only_piano else "guitar")
     pre = _presets(r, g["font"], np.random.default_rng([g["seed"], 1]))
-    if "piano_font" in g:
-        pre.update(piano_font=g["piano_font"], piano=0)
+    if "piano_font" in g:  # a recorded piano has one program
+        pre["piano"] = 0
     # one draw of the room, microphone, codec and level per group, so a pair differs only in the
     # instrument; each part keeps its own noise samples (with shared ones, output = input would
     # match the reference exactly wherever the noise dominates, and win the paired distance there)
     cond = conditions.draw(np.random.default_rng([g["seed"], 99]), g["space"])
     clips = []
     for k, (part, path) in enumerate(g["parts"].items()):
-        dry, program, tone_name, amp = _dry(r, g["font"], part, pre, notes, s, cond["detune_cents"])
+        font = g.get("piano_font", g["font"]) if part == "piano" else g["font"]
+        dry, program, tone_name, amp = _dry(r, font, part, pre, notes, s, cond["detune_cents"])
         wave = conditions.record(dry, cond, s.sample_rate, np.random.default_rng([g["seed"], 1 + k]))
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         sf.write(out / path, wave, s.sample_rate, subtype="PCM_16")
         clip = {"set": g["set"], "path": path, "domain": "piano" if part == "piano" else "guitar", "tone": tone_name,
-                **_source(g, part), "program": program, "seed": g["seed"],
+                "family": g["family"] if font == g["font"] else font, "soundfont": font, "program": program,
+                "seed": g["seed"],
                 "conditions": cond, "notes": [[n.pitch, n.start, n.end, n.velocity] for n in notes]}
         if amp:
             clip["amp"] = amp
@@ -188,16 +190,10 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
     return clips
 
 
-def _source(g: dict, part: str) -> dict:
-    """The manifest's family and SoundFont of one part (the recorded grand has no SoundFont)."""
-    if part == "piano" and "piano_font" in g:
-        return {"family": sampler.NAME, "soundfont": sampler.NAME}
-    return {"family": g["family"], "soundfont": g["font"]}
-
-
 def _build(s: CorpusSettings, out: Path) -> float:
     """Render everything into `out`; returns the speed in x real time."""
-    r = Renderer(s.soundfonts, s.sample_rate, {sampler.NAME: sampler.Sampler(sample_rate=s.sample_rate)})
+    grand = {sampler.NAME: sampler.Sampler(sample_rate=s.sample_rate)} if s.held_out_font else {}
+    r = Renderer(s.soundfonts, s.sample_rate, grand)
     for font in s.soundfonts:  # fail early rather than mid-render
         _presets(r, font.name, np.random.default_rng(0))
     t0, clips = time.perf_counter(), []

@@ -12,7 +12,8 @@ from . import weights
 def _unseen(sets: dict, direction: str) -> dict | None:
     """The direction's scores through a laptop mic on what training never heard: for piano->guitar
     the recorded grand (what a visitor plays), else the held-out sample family."""
-    for name in ("real-piano-recorded", "heldout-recorded")[direction != "piano2guitar":]:
+    names = ("real-piano-recorded", "heldout-recorded") if direction == "piano2guitar" else ("heldout-recorded",)
+    for name in names:
         if found := sets.get(name, {}).get("directions", {}).get(direction):
             return found
     return None
@@ -36,8 +37,8 @@ def scores_markdown(directions: list[weights.Direction]) -> str:
         rows.append(f"| {d.label} | {m['transfer_accuracy']:.0%} | {unseen} | {m['chroma']:.2f} | {dist} |")
     if not rows:
         return ""
-    return ("| direction | heard as the target instrument | the same, instruments it never heard, laptop mic | notes kept "
-            "(chroma, 0–1) | distance to the real instrument, lower is better |\n|---|---|---|---|---|\n"
+    return ("| direction | heard as the target instrument | the same, instruments it never heard, laptop mic "
+            "| notes kept (chroma, 0–1) | distance to the real instrument, lower is better |\n|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n\nOn held-out clips of the synthetic SoundFont corpus it was trained on, "
             "and through a laptop-like room, mic and codec on what it never heard (piano → guitar: a recorded "
             "grand piano; guitar → piano: an unseen guitar sample set), judged by a separate instrument "

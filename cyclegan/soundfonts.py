@@ -137,7 +137,7 @@ class Renderer:
     """One loaded Synth per SoundFont (loading is the slow part, so it is cached), keyed by file name."""
 
     def __init__(self, soundfonts: tuple[SoundFont, ...], sample_rate: int, samplers: dict | None = None):
-        # samplers: {name: an instrument with render(notes, seconds, cents)}, played as program 0
+        # samplers: {name: an instrument with render(notes, seconds, cents)}, rendered whatever the program
         self.sample_rate, self.synths, self.samplers = sample_rate, {}, dict(samplers or {})
         for font in soundfonts:
             synth = tinysoundfont.Synth(samplerate=sample_rate)
@@ -148,8 +148,6 @@ class Renderer:
             self.synths[font.name] = (synth, sfid)
 
     def has(self, font: str, program: int) -> bool:
-        if font in self.samplers:
-            return program == 0
         synth, sfid = self.synths[font]
         return synth.sfpreset_name(sfid, 0, program) is not None
 
