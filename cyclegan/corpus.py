@@ -9,6 +9,7 @@ Layout (every folder holds mono 16-bit wav clips; manifest.json says what each o
     paired/{piano,guitar,guitar-driven}/            the same notes on each, one recording draw
     heldout-family/...  heldout-recorded/...        the held-out family, plain / under held-out conditions
     real-piano/...  real-piano-recorded/...         the same with a recorded grand as the piano (cyclegan/sampler.py)
+    real-guitar/...  real-guitar-recorded/...       that grand and a recorded electric guitar (clean, and through an amp)
 Material is drawn from seeded numpy Generators, so the same settings give byte-identical files.
 """
 from __future__ import annotations
@@ -27,13 +28,13 @@ import soundfile as sf
 from tqdm import tqdm
 
 from . import conditions, sampler, tone
-from .layout import EVAL_SETS, REAL_PIANO_SETS
+from .layout import EVAL_SETS, RECORDED
 from .material import PIANO_WIDE, RANGES, make_notes
 from .soundfonts import (HELD_OUT_FAMILY, SYSTEM_SOUNDFONTS, CorpusError, Renderer, SoundFont, installed_soundfonts,
                          resolve_soundfonts)
 from .variety import plucked_di
 
-VERSION = 7  # bump when the material or rendering changes, so ensure_corpus re-renders
+VERSION = 8  # bump when the material or rendering changes, so ensure_corpus re-renders
 PIANO_PROGRAMS = (0, 1, 2)  # acoustic grand, bright, electric grand
 CLEAN = {27: "clean", 26: "jazz"}
 DRIVEN = {29: "overdriven", 30: "distorted"}
@@ -46,6 +47,7 @@ FOLDERS = {"piano": "piano", "clean": "guitar", "driven": "guitar-driven", "twin
 # guitar->piano inputs beyond the guitar domain (the clean twin is the cycle's target): a family's
 # nylon, steel and palm-muted guitars, a Karplus-Strong string through a pickup EQ, the clicking clean guitar
 OTHER = {24: "nylon", 25: "steel", 28: "muted", -1: "plucked"}
+RECORDINGS = {"piano": sampler.GRAND, "guitar": sampler.GUITAR}  # the held-out sets' recorded instruments
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class CorpusSettings:
         return {"minutes": self.minutes, "soundfonts": [f.as_json() for f in self.soundfonts], "seed": self.seed,
                 "sample_rate": self.sample_rate, "clip_seconds": self.clip_seconds, "paired": self.paired,
                 "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY,
-                "real_piano": sampler.fingerprint() if self.held_out_font else None,
+                "recorded": [sampler.fingerprint(r) for r in RECORDINGS.values()] if self.held_out_font else None,
                 "version": self.version}
 
     @property
@@ -87,8 +89,8 @@ def _group(root: str, i: int, parts: tuple[str, ...], font: SoundFont, seed: int
     width = 3 if paired or root else 4
     g = {"set": name, "space": space, "font": font.name, "family": font.family.name, "seed": seed,
          "parts": {p: f"{folder + '/' if folder else ''}{FOLDERS[p]}/{i:0{width}d}.wav" for p in parts}}
-    if root in REAL_PIANO_SETS:  # their piano is the recorded grand, their guitars the held-out family's
-        g["piano_font"] = sampler.NAME
+    for instrument in RECORDED.get(root, ()):  # the rest of such a set is the held-out family's
+        g[f"{instrument}_font"] = RECORDINGS[instrument].name
     return g
 
 
@@ -127,7 +129,7 @@ def _presets(r: Renderer, font: str, rng: np.random.Generator) -> dict:
     if program is None or not r.has(font, program):
         driven, program = "amp", clean
     return {"piano": piano, "clean": clean, "driven": driven, "driven_program": program,
-            "amp": {k: round(float(v), 3) for k, v in amp.items()} if driven == "amp" else None,
+            "amp": {k: round(float(v), 3) for k, v in amp.items()},
             "other_seed": int(rng.integers(2 ** 32))}  # drawn last: the draws above stay as they were
 
 
@@ -140,7 +142,7 @@ def _dry(r: Renderer, font: str, part: str, pre: dict, notes: list, s: CorpusSet
     if part in ("clean", "twin", "other_twin"):
         return r.render(font, pre["clean"], notes, s.clip_seconds, cents), pre["clean"], CLEAN.get(pre["clean"], "clean"), None
     x = r.render(font, pre["driven_program"], notes, s.clip_seconds, cents)
-    if pre["amp"] is None:
+    if pre["driven"] != "amp":
         return x, pre["driven_program"], pre["driven"], None
     x = (x / max(np.abs(x).max(), 1e-9) * 0.5).astype(np.float32)  # the amp's drive assumes a hot DI level
     return tone.amp_chain(**pre["amp"])(x[None], s.sample_rate)[0], pre["driven_program"], "amp", pre["amp"]
@@ -166,13 +168,15 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
     pre = _presets(r, g["font"], np.random.default_rng([g["seed"], 1]))
     if "piano_font" in g:  # a recorded piano has one program
         pre["piano"] = 0
+    if "guitar_font" in g:  # so has a recorded guitar; driven, it goes through an amp, as a player's DI would
+        pre.update(clean=0, driven="amp", driven_program=0)
     # one draw of the room, microphone, codec and level per group, so a pair differs only in the
     # instrument; each part keeps its own noise samples (with shared ones, output = input would
     # match the reference exactly wherever the noise dominates, and win the paired distance there)
     cond = conditions.draw(np.random.default_rng([g["seed"], 99]), g["space"])
     clips = []
     for k, (part, path) in enumerate(g["parts"].items()):
-        font = g.get("piano_font", g["font"]) if part == "piano" else g["font"]
+        font = g.get("piano_font" if part == "piano" else "guitar_font", g["font"])
         dry, program, tone_name, amp = _dry(r, font, part, pre, notes, s, cond["detune_cents"])
         wave = conditions.record(dry, cond, s.sample_rate, np.random.default_rng([g["seed"], 1 + k]))
         (out / path).parent.mkdir(parents=True, exist_ok=True)
@@ -192,8 +196,8 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
 
 def _build(s: CorpusSettings, out: Path) -> float:
     """Render everything into `out`; returns the speed in x real time."""
-    grand = {sampler.NAME: sampler.Sampler(sample_rate=s.sample_rate)} if s.held_out_font else {}
-    r = Renderer(s.soundfonts, s.sample_rate, grand)
+    recorded = {r.name: sampler.Sampler(r, s.sample_rate) for r in RECORDINGS.values()} if s.held_out_font else {}
+    r = Renderer(s.soundfonts, s.sample_rate, recorded)
     for font in s.soundfonts:  # fail early rather than mid-render
         _presets(r, font.name, np.random.default_rng(0))
     t0, clips = time.perf_counter(), []

@@ -12,10 +12,13 @@ from .config import TrainConfig
 from .data import list_audio, split
 from .store import repo_relative
 
-# folder -> recording space; the real-piano sets pair the held-out family's guitars with a recorded grand
+# folder -> recording space; the real-piano sets pair the held-out family's guitars with a recorded
+# grand, the real-guitar sets that grand with a recorded electric guitar (cyclegan/sampler.py)
 EVAL_SETS = {"heldout-family": "studio", "heldout-recorded": "laptop",
-             "real-piano": "studio", "real-piano-recorded": "laptop"}
-REAL_PIANO_SETS = ("real-piano", "real-piano-recorded")
+             "real-piano": "studio", "real-piano-recorded": "laptop",
+             "real-guitar": "studio", "real-guitar-recorded": "laptop"}
+RECORDED = {"real-piano": ("piano",), "real-piano-recorded": ("piano",),  # set -> its recorded instruments
+            "real-guitar": ("piano", "guitar"), "real-guitar-recorded": ("piano", "guitar")}
 GROUPS = {"": "clean/jazz", "-driven": "overdriven/distorted"}  # folder suffix -> input group
 
 

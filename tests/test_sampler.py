@@ -1,4 +1,4 @@
-"""Tests for the recorded-piano sampler (cyclegan.sampler): pitch, damping, length, its files."""
+"""Tests for the recorded instruments (cyclegan.sampler): pitch, damping, length, their files."""
 from __future__ import annotations
 
 import shutil
@@ -15,7 +15,12 @@ SR = 16_000
 
 @pytest.fixture(scope="module")
 def piano() -> sampler.Sampler:
-    return sampler.Sampler(sample_rate=SR)
+    return sampler.Sampler(sampler.GRAND, sample_rate=SR)
+
+
+@pytest.fixture(scope="module")
+def guitar() -> sampler.Sampler:
+    return sampler.Sampler(sampler.GUITAR, sample_rate=SR)
 
 
 def f0(y: np.ndarray, lo: float, hi: float) -> float:
@@ -30,6 +35,13 @@ def f0(y: np.ndarray, lo: float, hi: float) -> float:
 def test_every_note_sounds_at_its_pitch(piano: sampler.Sampler, pitch: int) -> None:
     hz = 440 * 2 ** ((pitch - 69) / 12)
     assert abs(np.log2(f0(piano.note(pitch, 1.0), hz * 0.8, hz * 1.2) / hz) * 1200) < 20  # cents
+
+
+@pytest.mark.parametrize("pitch", [45, 47, 52, 60, 64])  # A2 and C4 are recorded; the rest resampled
+def test_every_guitar_note_sounds_at_its_pitch(guitar: sampler.Sampler, pitch: int) -> None:
+    hz = 440 * 2 ** ((pitch - 69) / 12)
+    assert abs(np.log2(f0(guitar.note(pitch, 1.0), hz * 0.9, hz * 1.1) / hz) * 1200) < 20  # cents
+    assert 0.05 < np.abs(guitar.note(pitch, 1.0)[: SR // 20]).max()  # the pluck starts at once, no codec delay
 
 
 def test_detune_moves_the_pitch(piano: sampler.Sampler) -> None:
@@ -51,14 +63,15 @@ def test_render_is_the_clip_length_and_silent_without_notes(piano: sampler.Sampl
     assert not piano.render([], 2.0).any() and not piano.render([Note(60, 2.5, 3.0, 90)], 2.0).any()
 
 
-def test_fingerprint_follows_the_files_and_a_missing_folder_is_named(tmp_path: Path) -> None:
-    fp = sampler.fingerprint()
-    assert fp["name"] == "Salamander" and fp["licence"].startswith("CC BY 3.0") and len(fp["sha256"]) == 64
+@pytest.mark.parametrize("rec", [sampler.GRAND, sampler.GUITAR], ids=["grand", "guitar"])
+def test_fingerprint_follows_the_files_and_a_missing_folder_is_named(tmp_path: Path, rec: sampler.Recording) -> None:
+    fp = sampler.fingerprint(rec)
+    assert fp["name"] == rec.name and fp["licence"].startswith("CC BY 3.0") and len(fp["sha256"]) == 64
     copy = tmp_path / "s"
-    shutil.copytree(sampler.SALAMANDER, copy)
-    assert sampler.fingerprint(copy) == fp
+    shutil.copytree(rec.folder, copy)
+    assert sampler.fingerprint(rec.moved(copy)) == fp
     (copy / "060.ogg").unlink()
-    assert sampler.fingerprint(copy)["sha256"] != fp["sha256"]
+    assert sampler.fingerprint(rec.moved(copy))["sha256"] != fp["sha256"]
     with pytest.raises(FileNotFoundError, match="no samples"):
-        sampler.Sampler(tmp_path / "empty")
-    assert (sampler.SALAMANDER / "LICENSE").is_file()
+        sampler.Sampler(rec.moved(tmp_path / "empty"))
+    assert (rec.folder / "LICENSE").is_file()

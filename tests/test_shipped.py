@@ -34,7 +34,8 @@ def test_shipped_model_card_gives_the_rebuild_commands_and_its_evaluated_scores(
                f"[{ci['low']:.3f}, {ci['high']:.3f}] | {m['chroma']:.3f} | {m['onset_f']:.3f} | {m['paired_lsd_db']:.2f} |")
         assert row in card
     labels = {"heldout-family": "held-out family", "heldout-recorded": "held-out, laptop",
-              "real-piano": "recorded grand", "real-piano-recorded": "grand, laptop"}
+              "real-piano": "recorded grand", "real-piano-recorded": "grand, laptop",
+              "real-guitar": "recorded pair", "real-guitar-recorded": "pair, laptop"}
     assert set(result["sets"]) == set(labels)  # every held-out set, each a row of the card's table
     for name, label in labels.items():
         r = result["sets"][name]
