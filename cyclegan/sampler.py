@@ -1,6 +1,6 @@
 """Recorded instruments, played from their samples: the corpus's real pianos and guitars.
 
-Every SoundFont here was built for a General-MIDI synth. These are microphone or pickup recordings:
+Every SoundFont here was built for a General-MIDI synth. These are recordings of real instruments:
 Salamander Grand Piano V3, a Yamaha C5 (Alexander Holm, CC BY 3.0), and an electric guitar from
 Karoryfer Samples (CC BY 3.0, as the tonejs-instruments collection redistributes it); each folder's
 LICENSE says more. Each holds a note every minor third or so, so every note is its nearest recording
@@ -10,7 +10,7 @@ played up to a semitone or two faster or slower, as hardware samplers do, and a 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import librosa
@@ -30,9 +30,6 @@ class Recording:
     folder: Path
     licence: str
     source: str
-
-    def moved(self, folder: Path) -> Recording:
-        return replace(self, folder=Path(folder))
 
 
 GRAND = Recording("Salamander", FOLDER / "salamander", "CC BY 3.0 (Alexander Holm)",

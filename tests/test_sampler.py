@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +70,9 @@ def test_fingerprint_follows_the_files_and_a_missing_folder_is_named(tmp_path: P
     assert fp["name"] == rec.name and fp["licence"].startswith("CC BY 3.0") and len(fp["sha256"]) == 64
     copy = tmp_path / "s"
     shutil.copytree(rec.folder, copy)
-    assert sampler.fingerprint(rec.moved(copy)) == fp
+    assert sampler.fingerprint(replace(rec, folder=copy)) == fp
     (copy / "060.ogg").unlink()
-    assert sampler.fingerprint(rec.moved(copy))["sha256"] != fp["sha256"]
+    assert sampler.fingerprint(replace(rec, folder=copy))["sha256"] != fp["sha256"]
     with pytest.raises(FileNotFoundError, match="no samples"):
-        sampler.Sampler(rec.moved(tmp_path / "empty"))
+        sampler.Sampler(replace(rec, folder=tmp_path / "empty"))
     assert (rec.folder / "LICENSE").is_file()
