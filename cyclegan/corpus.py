@@ -9,7 +9,7 @@ Layout (every folder holds mono 16-bit wav clips; manifest.json says what each o
     paired/{piano,guitar,guitar-driven}/            the same notes on each, one recording draw
     heldout-family/...  heldout-recorded/...        the held-out family, plain / under held-out conditions
     real-piano/...  real-piano-recorded/...         the same with a recorded grand as the piano (cyclegan/sampler.py)
-    real-guitar/...  real-guitar-recorded/...       that grand and a recorded electric guitar (clean, and through an amp)
+    real-guitar/...  real-guitar-recorded/...       that grand and a recorded electric guitar (clean; amp)
 Material is drawn from seeded numpy Generators, so the same settings give byte-identical files.
 """
 from __future__ import annotations
@@ -196,7 +196,7 @@ def _render_group(r: Renderer, s: CorpusSettings, g: dict, out: Path) -> list[di
 
 def _build(s: CorpusSettings, out: Path) -> float:
     """Render everything into `out`; returns the speed in x real time."""
-    recorded = {r.name: sampler.Sampler(r, s.sample_rate) for r in RECORDINGS.values()} if s.held_out_font else {}
+    recorded = {rec.name: sampler.Sampler(rec, s.sample_rate) for rec in RECORDINGS.values()} if s.held_out_font else {}
     r = Renderer(s.soundfonts, s.sample_rate, recorded)
     for font in s.soundfonts:  # fail early rather than mid-render
         _presets(r, font.name, np.random.default_rng(0))

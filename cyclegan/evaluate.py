@@ -11,8 +11,8 @@ DATA/heldout-family and DATA/heldout-recorded (a sample family no model trains o
 held-out recording conditions), DATA/real-piano(-recorded) (the same guitars with a recorded
 grand as the piano) and DATA/real-guitar(-recorded) (that grand and a recorded electric guitar),
 every clip. Guitar inputs are DATA/guitar (clean, jazz) and DATA/guitar-driven (overdriven,
-distorted), reported apart. `--tone driven` adds piano->guitar
-through the amp chain, scored against driven guitars, with every baseline through the same chain.
+distorted), reported apart. `--tone driven` adds piano->guitar through the amp chain, scored
+against driven guitars, with every baseline through the same chain.
 FD: Fréchet distance between the outputs and real target clips of the same set, on the
 classifier's penultimate features. Results go to --out; --update-model also writes them into
 the model folder (the app shows those).

@@ -43,5 +43,5 @@ def scores_markdown(directions: list[weights.Direction]) -> str:
             + "\n".join(rows) + "\n\nOn held-out clips of the synthetic SoundFont corpus it was trained on, "
             "and through a laptop-like room, mic and codec on instruments it never heard (a recorded grand "
             "piano and a recorded electric guitar), judged by a separate instrument classifier (`python -m "
-            "cyclegan.evaluate`); there, only inputs the classifier recognises untranslated count. Training, data and limits: the model card, "
-            "`weights/<name>/README.md`.")
+            "cyclegan.evaluate`); there, only inputs the classifier recognises untranslated count. Training, "
+            "data and limits: the model card, `weights/<name>/README.md`.")

@@ -73,8 +73,8 @@ def test_the_held_out_family_is_only_in_the_held_out_sets(tiny: Path) -> None:
                 if c["set"] == "train" and Path(c["path"]).parent.name == folder} == {"TimGM6mb", "Sonivox"}
     for c in manifest(tiny)["clips"]:
         root = c["set"].removesuffix("-paired")
-        recorded = {"piano": sampler.GRAND.name, "guitar": sampler.GUITAR.name}[c["domain"]]
-        family = recorded if c["domain"] in RECORDED.get(root, ()) else soundfonts.HELD_OUT_FAMILY
+        recorded = c["domain"] in RECORDED.get(root, ())
+        family = corpus.RECORDINGS[c["domain"]].name if recorded else soundfonts.HELD_OUT_FAMILY
         assert (c["family"] == family) == (root in EVAL_SETS), c["path"]  # recorded instruments, never trained on
         if c["family"] == sampler.GUITAR.name:  # one recorded tone: clean, or through an amp chain when driven
             assert c["tone"] == ("amp" if "guitar-driven" in c["path"] else "clean") and c["program"] == 0
