@@ -1,11 +1,13 @@
-"""Which recording stage breaks guitar→piano? One laptop-strength stage at a time.
+"""Which recording stage breaks a translation? One laptop-strength stage at a time.
 
     python bench/condition_stages.py [--weights weights/piano_guitar] [--data data/corpus] [--max-clips 24]
+        [--direction guitar2piano|piano2guitar]
 
-Each guitar clip of the held-out family's plain set (its clean/jazz and its driven folder) goes
-through one stage of `conditions.record` (none, a narrow band, two mic resonances, a wet room,
-noise, hard compression, a low-rate MP3), is translated to piano and judged by the instrument
-classifier; the count of clips heard as pianos, per stage, shows what a recipe must prepare for.
+Each input clip of the held-out family's plain set (guitar→piano: its clean/jazz and its driven
+folder; piano→guitar: its pianos) goes through one stage of `conditions.record` (none, a narrow
+band, two mic resonances, a wet room, noise, hard compression, a low-rate MP3), is translated and
+judged by the instrument classifier; the count heard as the target, per stage, shows what a recipe
+must prepare for.
 """
 from __future__ import annotations
 
@@ -47,18 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, default=REPO_ROOT / "weights" / "piano_guitar")
     ap.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "corpus")
-    ap.add_argument("--max-clips", type=int, default=24, help="clips per guitar folder")
+    ap.add_argument("--max-clips", type=int, default=24, help="clips per input folder")
+    ap.add_argument("--direction", choices=("guitar2piano", "piano2guitar"), default="guitar2piano")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     tr, clf = Translator(a.weights), Classifier.load()
-    sr, target = tr.spec.sample_rate, tr.cfg.name_a
+    reverse = a.direction == "guitar2piano"  # B->A
+    source, target = (tr.cfg.name_b, tr.cfg.name_a) if reverse else (tr.cfg.name_a, tr.cfg.name_b)
+    sr = tr.spec.sample_rate
     try:
-        clips = named_set(a.data, "heldout-family", (tr.cfg.name_a, tr.cfg.name_b), a.max_clips).clips[tr.cfg.name_b]
+        clips = named_set(a.data, "heldout-family", (tr.cfg.name_a, tr.cfg.name_b), a.max_clips).clips[source]
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     waves = [audio.load(path, sr) for path, _ in clips]
     for name, changes in STAGES.items():
-        heard = sum(clf.predict(tr.translate(record(w, stage(changes), sr, np.random.default_rng(0)), True,
+        heard = sum(clf.predict(tr.translate(record(w, stage(changes), sr, np.random.default_rng(0)), reverse,
                                              spectrograms=False).translated, sr) == target for w in waves)
         print(f"{name:34s} {heard}/{len(waves)} heard as {target}", flush=True)
     return 0
