@@ -260,6 +260,7 @@ def _finish(run: Run, why: str) -> None:
         if run.rank == 0:
             store.atomic_write_text(run.out / "ranks.json", json.dumps({"world": run.world, "fingerprints": prints}))
         dist.barrier()
+        run.model.release_ddp()
         dist.destroy_process_group()
     step = run.model.step_count
     if why == "signal":

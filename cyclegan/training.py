@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -113,6 +114,12 @@ class CycleGAN:
         self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         self.amp = use_amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
+
+    def release_ddp(self) -> None:
+        """Drop the DDP wrappers before the process group goes: their reducers hold it (and its gloo
+        threads), and a group freed only at interpreter exit can abort the process."""
+        self.g_train, self.d_train = self.gens, self.discs
+        gc.collect()
 
     def compile(self) -> None:
         self.g_train = torch.compile(self.g_train)
