@@ -70,7 +70,7 @@ def stages(model_dir: Path, backend: str, wav: Path, repeats: int) -> dict[str, 
     wave = audio.conform(raw, rate, sr)
     tr.translate(wave[:2 * sr], spectrograms=False, reconstruct=False)  # warm-up
     x, phase = fe.analyse(wave, tr.spec)
-    seg, margin = tr.segment, tr.margin
+    seg, margin = tr.segment, tr.margin_frames()
     pieces = [x[:, max(0, s - margin):s + seg + margin] for s in range(0, x.shape[1], seg)]
     y = tr.run(tr.gens.a2b, x)
     return {"decode": best(lambda: audio.read(wav), repeats),

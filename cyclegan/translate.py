@@ -25,6 +25,7 @@ from .models import reach_bound
 from .tone import TONE_TARGETS, TONES, apply_tone, has_tones
 
 MIN_SECONDS = 0.25
+PASSES = (1, 2)  # 2: the generator again on its own output (stronger, less faithful; docs/app.md)
 # progress(share of the work done, stage now running): stages "translating", "reconstructing"
 Progress = Callable[[float, str], None]
 BACKENDS = ("torch", "onnx")
@@ -61,8 +62,8 @@ class Translator:
     """One exported pair, loaded once; translates audio of any length with bounded memory.
 
     A clip is processed end to end (STFT -> generators -> ISTFT) in segments of
-    `segment_frames`, each read with `margin_frames` of context on both sides (at least the
-    generator's reach, `models.reach_bound`: 64 frames for the default), so the kept middles join exactly and memory does not grow with
+    `segment_frames`, each read with `margin_frames` of context on both sides (at least what
+    `margin_frames()` needs), so the kept middles join exactly and memory does not grow with
     the clip (beyond the audio, and the spectrograms when they are asked for).
 
     workers > 1 translates that many segments at a time on threads (the app: a short clip cut in
@@ -87,8 +88,15 @@ class Translator:
             self.cfg = weights.read_config(model_dir)
             self.gens = onnx_backend.OnnxGenerators(self.model_dir, threads=torch.get_num_threads())
         self.spec, self.front = self.cfg.spec, FRONTENDS[backend]
-        self.margin = max(margin_frames, reach_bound(self.cfg.model))
+        self.margin, self.reach, self.grid = margin_frames, reach_bound(self.cfg.model), 2 ** self.cfg.model.n_down
+        self.edge = -(-(self.spec.n_fft // 2) // self.spec.hop_length)  # frames the STFT's window spans
         self.segment, self.workers = segment_frames, max(1, workers)
+
+    def margin_frames(self, passes: int = 1) -> int:
+        """Context either side of a segment: past the reach of every generator on the way there and
+        back and of the STFT window, on the encoder's stride grid (so segments join exactly)."""
+        need = max(self.margin, 2 * passes * self.reach + self.edge)
+        return -(-need // self.grid) * self.grid
 
     def generator(self, reverse: bool) -> tuple[Any, Any]:
         """(forward, backward) generators for a direction: torch modules, or onnx graphs."""
@@ -107,19 +115,21 @@ class Translator:
 
     def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
                   progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean",
-                  reconstruct: bool = True) -> Translation:
+                  reconstruct: bool = True, passes: int = 1) -> Translation:
         """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
 
         spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded.
         tone: the guitar tone of a translation into guitar (`tone.TONES`); the spectrograms
         and the reconstruction are those of the clean translation the tone starts from.
         reconstruct=False skips the way back (half the work): `reconstructed` is then empty
-        and `cycle_error` NaN; the translation is the same, bit for bit."""
+        and `cycle_error` NaN; the translation is the same, bit for bit.
+        passes=2 runs each generator twice, on its own output: more of the target, less of the
+        input's notes and colour kept (docs/evaluation.md has the measured trade)."""
         start = time.perf_counter()
-        self._check(wave, reverse, phase, tone)
+        self._check(wave, reverse, phase, tone, passes)
         normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
         hop, n, fe = self.spec.hop_length, len(wave), self.front
-        seg, margin = self.segment * hop, self.margin * hop  # multiples of the hop: one frame grid
+        seg, margin = self.segment * hop, self.margin_frames(passes) * hop  # multiples of the hop: one frame grid
         starts = range(0, n, seg)
         names = SPECTROGRAMS if reconstruct else SPECTROGRAMS[:2]
         outs = [np.zeros(n, np.float32) for _ in names[1:]]
@@ -130,7 +140,7 @@ class Translator:
         def one(i: int, step: Progress | None) -> tuple[list[Any], list[np.ndarray]]:
             s, lo, hi, end = plan[i]
             frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct)
+            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct, passes)
 
         for (s, lo, hi, end), (specs, waves) in zip(plan, self._map(one, len(plan), progress)):
             for out, w in zip(outs, waves):
@@ -177,8 +187,10 @@ class Translator:
             for task in tasks:
                 yield task.result()
 
-    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str) -> None:
+    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str, passes: int) -> None:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
+        if passes not in PASSES:
+            raise ValueError(f"passes must be 1 or 2, not {passes!r}")
         if phase not in ("input", "griffinlim"):
             raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
         if tone != "clean" and not has_tones(self.target(reverse)):
@@ -186,22 +198,28 @@ class Translator:
                              f"not into {self.target(reverse)}")
 
     def _pass(self, piece: np.ndarray, reverse: bool, frames: slice, synthesise: bool,
-              progress: Progress | None, reconstruct: bool) -> tuple[list[Any], list[np.ndarray]]:
+              progress: Progress | None, reconstruct: bool, passes: int = 1) -> tuple[list[Any], list[np.ndarray]]:
         """One segment with its margins: ([input, translated(, reconstructed)] cut to `frames`,
         [translated(, reconstructed)] waveforms with the input phase, margins included)."""
         fwd, back = self.generator(reverse)
         x, angle = self.front.analyse(piece, self.spec)
         if progress:
             progress(0.0, "translating")
-        outs = [self.run(fwd, x)]
+        outs = [self._repeat(fwd, x, passes)]
         if reconstruct:
             if progress:
                 progress(0.5, "reconstructing")
-            outs.append(self.run(back, outs[0]))
+            outs.append(self._repeat(back, outs[0], passes))
         if progress:
             progress(1.0, "reconstructing" if reconstruct else "translating")
         waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
         return [v[:, frames] for v in (x, *outs)], waves
+
+
+    def _repeat(self, net: Any, x: Any, passes: int) -> Any:
+        for _ in range(passes):
+            x = self.run(net, x)
+        return x
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
@@ -239,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tone", choices=TONES, default="clean",
                     help="guitar tone of a translation into guitar: clean, or driven through an amp and "
                          "cabinet chain (default: clean)")
+    ap.add_argument("--passes", type=int, choices=PASSES, default=1,
+                    help="2 runs the generator again on its own output: more of the target instrument, "
+                         "fewer of the input's notes kept (default: 1)")
     ap.add_argument("--backend", choices=BACKENDS, default="torch",
                     help="torch, or the exported ONNX graphs on onnxruntime (same audio; see docs/onnx.md) "
                          "(default: torch)")
@@ -257,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wave = audio.load(path, tr.spec.sample_rate, max_channels=2)
             res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False,
-                               tone=args.tone, reconstruct=args.reconstruct)
+                               tone=args.tone, reconstruct=args.reconstruct, passes=args.passes)
         except audio.AudioError as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1
