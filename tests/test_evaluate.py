@@ -224,3 +224,10 @@ def test_pick_rule_prefers_passing_models_then_lower_distance() -> None:
 def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="error: .*"):
         pick.main([str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "nowhere")])
+
+
+def test_update_model_refuses_two_passes_before_any_work(tiny_weights, tmp_path):
+    with pytest.raises(SystemExit, match="--update-model records the app's default, one pass; drop --passes"):
+        evaluate.main(["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "none"),
+                       "--update-model", "--passes", "2"])
+    assert not (tiny_weights / "piano_guitar" / "evaluation.json").exists()
