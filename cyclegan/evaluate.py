@@ -259,12 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eq-files", type=int, default=200, help="training clips per domain for the EQ baseline")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     a = ap.parse_args(argv)
+    if a.update_model and a.passes != 1:
+        raise SystemExit("error: --update-model records the app's default, one pass; drop --passes")
     torch.set_num_threads(a.threads)
     models = weights.find_models(a.weights)
     if len(models) != 1:
         raise SystemExit(f"error: {a.weights} holds {len(models)} exported models; name one folder")
-    if a.update_model and a.passes != 1:
-        raise SystemExit("error: --update-model records the app's default, one pass; drop --passes")
     tones = tuple(dict.fromkeys(["clean", *a.tone]))
     try:
         result = evaluate(models[0], a.data, Classifier.load(a.classifier), a.max_clips, a.eq_files, tones=tones,
