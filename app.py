@@ -4,7 +4,7 @@
 
 A thin layout over `cyclegan.handlers` (which uses the Translator, the streaming translator and plots); all
 signal processing lives in the package. The `translate` API endpoint takes (audio file,
-direction, phase, match level, tone); only the first two are required.
+direction, phase, match level, tone, strength); only the first two are required.
 """
 from __future__ import annotations
 
@@ -76,6 +76,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
         button = gr.Button("Translate", variant="primary", scale=1, elem_id="translate")
     tone = _tone_radio(app, "tone")
     _follow_direction(app, direction, tone)
+    strength = gr.Slider(1, 2, value=1, step=0.25, label="Strength", elem_id="strength",
+                         info="Above 1, the model runs again on its own output: more of the target instrument "
+                              "(a guitar that stays a guitar turns more often), less of the input's notes kept.")
     with gr.Accordion("Advanced options", open=False):
         phase = gr.Radio(PHASES, value="input", label="Phase of the output")
         level = gr.Checkbox(value=True, label="Match the output level to the input")
@@ -99,16 +102,17 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     changes = gr.State()
 
     def translate(audio: str | None, direction: str | None, phase: str = "input", match_level: bool = True,
-                  tone: str = "clean", progress: gr.Progress = gr.Progress()) -> tuple:
+                  tone: str = "clean", strength: float = 1.0, progress: gr.Progress = gr.Progress()) -> tuple:
         """Translate a clip; returns translated wav, reconstructed wav, input/translated/reconstructed
-        spectrogram PNGs and a one-line summary (tone: "clean" or "driven", into guitar only)."""
-        return app.translate(audio, direction, phase, match_level, tone, progress)
+        spectrogram PNGs and a one-line summary (tone: "clean" or "driven", into guitar only;
+        strength: 1 to 2, where 2 runs the model again on its own output)."""
+        return app.translate(audio, direction, phase, match_level, tone, strength, progress)
 
     def check(audio: str | None) -> tuple:
         """At upload: refuse a bad file at once, and clear the outputs of the previous clip."""
         return (None,) * 5 + (app.check(audio), None, None)
 
-    inputs, shown = [inp, direction, phase, level, tone], [out_t, out_r, *images, summary]
+    inputs, shown = [inp, direction, phase, level, tone, strength], [out_t, out_r, *images, summary]
     cleared = [*shown, diff, curves]
     clear = (lambda: (None,) * N_OUTPUTS, None, cleared)
     # One concurrency group for every path into the model, so at most CONCURRENCY run at once.

@@ -41,7 +41,7 @@ from .metrics import (chroma_similarity, frechet_distance, log_spectral_distance
                       wilson_interval)
 from .store import REPO_ROOT, atomic_write_text, repo_relative
 from .tone import apply_tone, has_tones
-from .translate import PASSES, Translator
+from .translate import Translator
 
 METHODS = ("model", "identity", "eq")
 CLIP_METRICS = ("cycle_error", "transfer_accuracy", "chroma", "onset_f")
@@ -58,10 +58,10 @@ class Judge:
     clf: Classifier
     tones: tuple[str, ...]
     progress: bool = True
-    passes: int = 1  # translate.PASSES
+    strength: float = 1.0  # Translator.translate's
 
     def outputs(self, wave: np.ndarray, reverse: bool) -> dict[str, tuple[np.ndarray, float]]:
-        t = self.tr.translate(wave, reverse, spectrograms=False, passes=self.passes)
+        t = self.tr.translate(wave, reverse, spectrograms=False, strength=self.strength)
         return {"model": (t.translated, t.cycle_error), "identity": (wave, 0.0), "eq": self.eq.translate(wave, reverse)}
 
     def variants(self, d: weights.Direction) -> list[tuple[str, str]]:
@@ -169,7 +169,7 @@ def _realtime_factor(tr: Translator, files: list[Path], reverse: bool) -> float:
 
 def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int | None = None,
              eq_files: int = 200, progress: bool = True, tones: tuple[str, ...] = ("clean",),
-             passes: int = 1) -> dict:
+             strength: float = 1.0) -> dict:
     """The in-distribution figures at the top level (as the app reads them), the held-out sets under "sets"."""
     tr = Translator(model_dir)
     names = (tr.cfg.name_a, tr.cfg.name_b)
@@ -178,10 +178,10 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
         raise ValueError(f"the classifier knows {classifier.classes}, not {missing}")
     train_files = {n: split(list_audio(data / n), tr.cfg.train)[0] for n in names}
     eq = EQBaseline(*(mean_spectrum(train_files[n][:eq_files], tr.spec) for n in names), tr.spec)
-    j = Judge(tr, eq, classifier, tones, progress, passes)
+    j = Judge(tr, eq, classifier, tones, progress, strength)
     main_set = corpus_set(data, names, tr.cfg.train, max_clips)
     result = {"model": repo_relative(model_dir), "data": repo_relative(data), "names": list(names),
-              "tones": list(tones), "passes": passes, **evaluate_set(j, main_set, model_dir),
+              "tones": list(tones), "strength": strength, **evaluate_set(j, main_set, model_dir),
               "eq_baseline": f"mean spectra of {min(eq_files, len(train_files[names[0]]))} + "
                              f"{min(eq_files, len(train_files[names[1]]))} training clips",
               "classifier": {k: classifier.info.get(k) for k in
@@ -253,14 +253,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="also write them into the model folder (what the app's scores panel shows)")
     ap.add_argument("--tone", action="append", default=[], choices=("clean", "driven"),
                     help="also score piano->guitar in this tone (repeatable); clean is always scored")
-    ap.add_argument("--passes", type=int, choices=PASSES, default=1,
-                    help="generator passes (translate --passes); --update-model takes the default only")
+    ap.add_argument("--strength", type=float, default=1.0,
+                    help="translate --strength (default: 1); --update-model takes the default only")
     ap.add_argument("--max-clips", type=int, help="at most this many clips per folder (and pairs) of each set")
     ap.add_argument("--eq-files", type=int, default=200, help="training clips per domain for the EQ baseline")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     a = ap.parse_args(argv)
-    if a.update_model and a.passes != 1:
-        raise SystemExit("error: --update-model records the app's default, one pass; drop --passes")
+    if a.update_model and a.strength != 1:
+        raise SystemExit("error: --update-model records the app's default strength, 1; drop --strength")
     torch.set_num_threads(a.threads)
     models = weights.find_models(a.weights)
     if len(models) != 1:
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     tones = tuple(dict.fromkeys(["clean", *a.tone]))
     try:
         result = evaluate(models[0], a.data, Classifier.load(a.classifier), a.max_clips, a.eq_files, tones=tones,
-                          passes=a.passes)
+                          strength=a.strength)
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None
     outs = [a.out or REPO_ROOT / "runs" / "evaluation" / models[0].name] + [models[0]] * a.update_model

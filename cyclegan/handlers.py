@@ -23,7 +23,7 @@ import soundfile as sf
 from . import audio, live_player, plots, weights
 from .stream import LiveStream, reach
 from .tone import TONES, has_tones
-from .translate import MIN_SECONDS, Translation, Translator
+from .translate import MIN_SECONDS, STRENGTHS, Translation, Translator
 
 MAX_SECONDS = 60.0  # longer uploads are trimmed: bounds a request's time and memory on a small CPU box
 KEEP_OUTPUTS_S = 3600  # our wavs/pngs are copied into Gradio's cache on return; ours can go after this
@@ -102,20 +102,22 @@ class App:
         return f"Ready: {seconds:.1f} s of audio. Press **Translate**." + _notes(notes)
 
     def translate(self, audio_path: str | None, direction: str | None, phase: str = "input",
-                  match_level: bool = True, tone: str = "clean", progress=None) -> tuple:
+                  match_level: bool = True, tone: str = "clean", strength: float = 1.0, progress=None) -> tuple:
         """The one handler behind the button, the examples and the API. Bad input -> gr.Error."""
         if progress is None:  # a gr.Progress is falsy (its len is 0): test for None, not truth
             progress = lambda *a, **k: None  # noqa: E731
         d = self.direction(direction)
         if tone not in TONES or (tone != "clean" and not has_tones(d.target)):
             raise gr.Error(f"Tone {tone!r} is not available for {d.label}; use 'clean'.")
+        if not STRENGTHS[0] <= strength <= STRENGTHS[1]:
+            raise gr.Error(f"Strength {strength!r} is out of range; use 1 (one pass) to 2 (two).")
         tr = self.translators[d.model_dir]
         progress(0.0, desc="Reading audio")
         wave, notes = self.read(audio_path, tr.spec.sample_rate)
         for note in notes:
             gr.Warning(note)
         try:
-            res = tr.translate(wave, d.reverse, phase, match_level, tone=tone,
+            res = tr.translate(wave, d.reverse, phase, match_level, tone=tone, strength=strength,
                                progress=lambda f, stage: progress(0.05 + 0.85 * f, desc=stage.capitalize()))
         except audio.AudioError as e:
             raise gr.Error(f"Cannot use this audio: {e}") from None

@@ -37,12 +37,13 @@ def mean_lsd(outs: list[np.ndarray], refs: list[np.ndarray], spec: SpecConfig) -
 
 
 def score(tr: Translator, clips: dict[str, list[np.ndarray]], pairs: dict[str, list[np.ndarray]],
-          classifier: Classifier, identity_lsd: dict[str, float]) -> dict[str, dict[str, float]]:
+          classifier: Classifier, identity_lsd: dict[str, float], strength: float = 1.0) -> dict[str, dict[str, float]]:
     """{"a2b": {transfer, chroma, lsd, identity_lsd}, "b2a": ...} for one model."""
     sr, row = tr.spec.sample_rate, {}
     for d in weights.pair_directions(tr.cfg, tr.model_dir):
         src, dst = d.source, d.target
-        run = lambda waves: [tr.translate(w, d.reverse, spectrograms=False).translated for w in waves]
+        run = lambda waves: [tr.translate(w, d.reverse, spectrograms=False, strength=strength).translated
+                             for w in waves]
         outs = run(clips[src])
         row[d.value] = {
             "transfer": float(np.mean([classifier.predict(y, sr) == dst for y in outs])),
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-transfer", type=float, default=0.9)
     ap.add_argument("--min-chroma", type=float, default=0.8)
     ap.add_argument("--out", type=Path, help="also write the scores here as JSON")
+    ap.add_argument("--strength", type=float, default=1.0, help="translate --strength for every model")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         # the untranslated input's distance does not depend on the model: once per direction
         identity = {d.value: mean_lsd(pairs[d.source], pairs[d.target], first.spec)
                     for d in weights.pair_directions(first.cfg, a.models[0])}
-        rows = {str(m): score(Translator(m), clips, pairs, classifier, identity)
+        rows = {str(m): score(Translator(m), clips, pairs, classifier, identity, a.strength)
                 for m in tqdm(a.models, desc="models")}
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import math
 import os
 import sys
 import threading
@@ -25,7 +26,7 @@ from .models import reach_bound
 from .tone import TONE_TARGETS, TONES, apply_tone, has_tones
 
 MIN_SECONDS = 0.25
-PASSES = (1, 2)  # 2: the generator again on its own output (stronger, less faithful; docs/app.md)
+STRENGTHS = (1.0, 2.0)  # 2: the generator again on its own output (more target, less faithful; docs/evaluation.md)
 # progress(share of the work done, stage now running): stages "translating", "reconstructing"
 Progress = Callable[[float, str], None]
 BACKENDS = ("torch", "onnx")
@@ -92,10 +93,10 @@ class Translator:
         self.edge = -(-(self.spec.n_fft // 2) // self.spec.hop_length)  # frames the STFT's window spans
         self.segment, self.workers = segment_frames, max(1, workers)
 
-    def margin_frames(self, passes: int = 1) -> int:
+    def margin_frames(self, strength: float = 1.0) -> int:
         """Context either side of a segment: past the reach of every generator on the way there and
         back and of the STFT window, on the encoder's stride grid (so segments join exactly)."""
-        need = max(self.margin, 2 * passes * self.reach + self.edge)
+        need = max(self.margin, 2 * math.ceil(strength) * self.reach + self.edge)
         return -(-need // self.grid) * self.grid
 
     def generator(self, reverse: bool) -> tuple[Any, Any]:
@@ -115,7 +116,7 @@ class Translator:
 
     def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
                   progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean",
-                  reconstruct: bool = True, passes: int = 1) -> Translation:
+                  reconstruct: bool = True, strength: float = 1.0) -> Translation:
         """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
 
         spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded.
@@ -123,13 +124,13 @@ class Translator:
         and the reconstruction are those of the clean translation the tone starts from.
         reconstruct=False skips the way back (half the work): `reconstructed` is then empty
         and `cycle_error` NaN; the translation is the same, bit for bit.
-        passes=2 runs each generator twice, on its own output: more of the target, less of the
-        input's notes and colour kept (docs/evaluation.md has the measured trade)."""
+        strength in [1, 2]: 1 runs each generator once; 2 runs it again on its own output (more of
+        the target, less of the input's notes kept); between, the two are mixed on the log scale."""
         start = time.perf_counter()
-        self._check(wave, reverse, phase, tone, passes)
+        self._check(wave, reverse, phase, tone, strength)
         normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
         hop, n, fe = self.spec.hop_length, len(wave), self.front
-        seg, margin = self.segment * hop, self.margin_frames(passes) * hop  # multiples of the hop: one frame grid
+        seg, margin = self.segment * hop, self.margin_frames(strength) * hop  # multiples of the hop: one frame grid
         starts = range(0, n, seg)
         names = SPECTROGRAMS if reconstruct else SPECTROGRAMS[:2]
         outs = [np.zeros(n, np.float32) for _ in names[1:]]
@@ -140,7 +141,7 @@ class Translator:
         def one(i: int, step: Progress | None) -> tuple[list[Any], list[np.ndarray]]:
             s, lo, hi, end = plan[i]
             frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct, passes)
+            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct, strength)
 
         for (s, lo, hi, end), (specs, waves) in zip(plan, self._map(one, len(plan), progress)):
             for out, w in zip(outs, waves):
@@ -187,10 +188,10 @@ class Translator:
             for task in tasks:
                 yield task.result()
 
-    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str, passes: int) -> None:
+    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str, strength: float) -> None:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
-        if passes not in PASSES:
-            raise ValueError(f"passes must be 1 or 2, not {passes!r}")
+        if not STRENGTHS[0] <= strength <= STRENGTHS[1]:
+            raise ValueError(f"strength must be between 1 and 2, not {strength!r}")
         if phase not in ("input", "griffinlim"):
             raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
         if tone != "clean" and not has_tones(self.target(reverse)):
@@ -198,28 +199,27 @@ class Translator:
                              f"not into {self.target(reverse)}")
 
     def _pass(self, piece: np.ndarray, reverse: bool, frames: slice, synthesise: bool,
-              progress: Progress | None, reconstruct: bool, passes: int = 1) -> tuple[list[Any], list[np.ndarray]]:
+              progress: Progress | None, reconstruct: bool, strength: float) -> tuple[list[Any], list[np.ndarray]]:
         """One segment with its margins: ([input, translated(, reconstructed)] cut to `frames`,
         [translated(, reconstructed)] waveforms with the input phase, margins included)."""
         fwd, back = self.generator(reverse)
         x, angle = self.front.analyse(piece, self.spec)
         if progress:
             progress(0.0, "translating")
-        outs = [self._repeat(fwd, x, passes)]
+        outs = [self._apply(fwd, x, strength)]
         if reconstruct:
             if progress:
                 progress(0.5, "reconstructing")
-            outs.append(self._repeat(back, outs[0], passes))
+            outs.append(self._apply(back, outs[0], strength))
         if progress:
             progress(1.0, "reconstructing" if reconstruct else "translating")
         waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
         return [v[:, frames] for v in (x, *outs)], waves
 
 
-    def _repeat(self, net: Any, x: Any, passes: int) -> Any:
-        for _ in range(passes):
-            x = self.run(net, x)
-        return x
+    def _apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, and (strength - 1) of a second pass
+        y = self.run(net, x)
+        return y if strength == 1 else y + (strength - 1) * (self.run(net, y) - y)
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
@@ -257,13 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tone", choices=TONES, default="clean",
                     help="guitar tone of a translation into guitar: clean, or driven through an amp and "
                          "cabinet chain (default: clean)")
-    ap.add_argument("--passes", type=int, choices=PASSES, default=1,
-                    help="2 runs the generator again on its own output: more of the target instrument, "
-                         "fewer of the input's notes kept (default: 1)")
+    ap.add_argument("--strength", type=float, default=1.0,
+                    help="1 to 2: 2 runs the generator again on its output, less of the input kept (default: 1)")
     ap.add_argument("--backend", choices=BACKENDS, default="torch",
                     help="torch, or the exported ONNX graphs on onnxruntime (same audio; see docs/onnx.md) "
                          "(default: torch)")
     args = ap.parse_args(argv)
+    if not STRENGTHS[0] <= args.strength <= STRENGTHS[1]:
+        raise SystemExit(f"error: --strength must be between 1 and 2, not {args.strength}")
     torch.set_num_threads(os.cpu_count() or 1)  # the onnx backend takes the same thread count
     direction = find_direction(args.direction, args.weights)
     if args.tone != "clean" and not has_tones(direction.target):
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wave = audio.load(path, tr.spec.sample_rate, max_channels=2)
             res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False,
-                               tone=args.tone, reconstruct=args.reconstruct, passes=args.passes)
+                               tone=args.tone, reconstruct=args.reconstruct, strength=args.strength)
         except audio.AudioError as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1

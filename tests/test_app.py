@@ -133,6 +133,7 @@ def test_api_tone_input_is_optional(server: str, example_clips: dict[str, Path])
     params = {p["parameter_name"]: p for p in client.view_api(print_info=False, return_format="dict")
               ["named_endpoints"]["/translate"]["parameters"]}
     assert params["tone"]["parameter_default"] == "clean" and params["tone"]["parameter_has_default"]
+    assert params["strength"]["parameter_default"] == 1 and params["strength"]["parameter_has_default"]
     clip = handle_file(str(example_clips["piano_3"]))
     clean = sf.read(client.predict(clip, "piano2guitar", api_name="/translate")[0])[0]
     driven = sf.read(client.predict(clip, "piano2guitar", tone="driven", api_name="/translate")[0])[0]

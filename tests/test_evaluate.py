@@ -226,8 +226,8 @@ def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> No
         pick.main([str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "nowhere")])
 
 
-def test_update_model_refuses_two_passes_before_any_work(tiny_weights, tmp_path):
-    with pytest.raises(SystemExit, match="--update-model records the app's default, one pass; drop --passes"):
+def test_update_model_refuses_another_strength_before_any_work(tiny_weights, tmp_path):
+    with pytest.raises(SystemExit, match="--update-model records the app's default strength, 1; drop --strength"):
         evaluate.main(["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "none"),
-                       "--update-model", "--passes", "2"])
+                       "--update-model", "--strength", "2"])
     assert not (tiny_weights / "piano_guitar" / "evaluation.json").exists()

@@ -253,6 +253,14 @@ def test_an_upload_is_checked_when_it_arrives(tiny_app: handlers.App, tmp_path: 
         assert words in err.value.message
 
 
+def test_strength_choice(tiny_app: handlers.App, example_clips: dict[str, Path]) -> None:
+    clip = str(example_clips["piano_1"])
+    one, two = (sf.read(tiny_app.translate(clip, "piano2guitar", strength=s)[0])[0] for s in (1.0, 2.0))
+    assert one.shape == two.shape and np.abs(one - two).max() > 1e-3
+    with pytest.raises(gr.Error, match="Strength 2.5 is out of range; use 1 \\(one pass\\) to 2 \\(two\\)."):
+        tiny_app.translate(clip, "piano2guitar", strength=2.5)
+
+
 def test_tone_choice(tiny_app: handlers.App, example_clips: dict[str, Path]) -> None:
     clip = str(example_clips["piano_1"])
     clean = sf.read(tiny_app.translate(clip, "piano2guitar")[0])[0]

@@ -39,18 +39,18 @@ def test_level_matching_follows_the_input(translator, piano):
     assert np.sqrt(np.mean(raw ** 2)) > 5 * np.sqrt(np.mean(quiet ** 2))  # the model's own, normalised level
 
 
-@pytest.mark.parametrize("length, passes", [(2300 * 128, 1), (2300 * 128 + 77, 1), (2300 * 128 + 77, 2)])
-def test_segments_join_exactly_like_one_pass(tiny_weights, piano, length, passes):  # ends on / off the frame grid
+@pytest.mark.parametrize("length, strength", [(2300 * 128, 1), (2300 * 128 + 77, 1), (2300 * 128 + 77, 1.5)])
+def test_segments_join_exactly_like_one_pass(tiny_weights, piano, length, strength):  # ends on / off the frame grid
     wave = np.resize(piano, length)
     one = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=10 ** 6)
     parts = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=300, margin_frames=4)  # margins = the reach
-    a, b = one.translate(wave, passes=passes), parts.translate(wave, passes=passes)
+    a, b = one.translate(wave, strength=strength), parts.translate(wave, strength=strength)
     for k, v in a.magnitudes.items():
         assert b.magnitudes[k].shape == v.shape == (256, 1 + (length - 1) // 128)  # odd n_fft: 1 + (n-1)//hop
         assert np.allclose(b.magnitudes[k], v, rtol=1e-3, atol=1e-6)
     assert np.abs(b.translated - a.translated).max() < 1e-4 and np.abs(b.reconstructed - a.reconstructed).max() < 1e-4
     assert b.cycle_error == pytest.approx(a.cycle_error, rel=1e-4)
-    lean = parts.translate(wave, spectrograms=False, passes=passes)
+    lean = parts.translate(wave, spectrograms=False, strength=strength)
     assert lean.magnitudes == {} and np.array_equal(lean.translated, b.translated)
     assert lean.cycle_error == pytest.approx(relative_cycle_error(a.magnitudes["input"], a.magnitudes["reconstructed"]),
                                              rel=1e-4)
@@ -111,29 +111,35 @@ def test_the_onnx_backend_is_cpu_only(tiny_weights):
         Translator(tiny_weights / "piano_guitar", "cuda", backend="onnx")
 
 
-def test_two_passes_run_each_generator_twice(translator, piano):
+@pytest.mark.parametrize("strength", [2, 1.5])
+def test_strength_mixes_in_a_second_pass_on_the_log_scale(translator, piano, strength):
     x, angle = audio.analyse(piano, translator.spec)
     fwd, back = translator.generator(reverse=False)
-    y = translator.run(fwd, translator.run(fwd, x))
-    res = translator.translate(piano, match_level=False, passes=2)
+
+    def mix(net, v):
+        y = translator.run(net, v)
+        return y + (strength - 1) * (translator.run(net, y) - y)
+
+    y = mix(fwd, x)
+    res = translator.translate(piano, match_level=False, strength=strength)
     expected = audio.synthesise(y, angle, translator.spec, len(piano))
     assert np.abs(res.translated - expected).max() < 1e-5
-    assert np.allclose(res.magnitudes["reconstructed"], audio.from_model(
-        translator.run(back, translator.run(back, y)), translator.spec).numpy(), rtol=1e-4, atol=1e-6)
+    assert np.allclose(res.magnitudes["reconstructed"], audio.from_model(mix(back, y), translator.spec).numpy(),
+                       rtol=1e-4, atol=1e-6)
     assert not np.allclose(res.translated, translator.translate(piano, match_level=False).translated, atol=1e-3)
-    with pytest.raises(ValueError, match="passes must be 1 or 2, not 3"):
-        translator.translate(piano, passes=3)
+    for bad in (0.5, 3):
+        with pytest.raises(ValueError, match=f"strength must be between 1 and 2, not {bad}"):
+            translator.translate(piano, strength=bad)
 
 
-def test_the_cli_writes_a_two_pass_translation_and_refuses_other_counts(tiny_weights, example_clips, tmp_path, capsys):
-    clip = example_clips["piano_1"]
+def test_the_cli_writes_a_stronger_translation_and_refuses_a_strength_out_of_range(tiny_weights, example_clips,
+                                                                                   tmp_path):
+    clip, args = example_clips["piano_1"], ["--direction", "piano2guitar", "--weights", str(tiny_weights)]
     try:
-        assert main([str(clip), "--direction", "piano2guitar", "--weights", str(tiny_weights), "--passes", "2",
-                     "--out", str(tmp_path)]) == 0
+        assert main([str(clip), *args, "--strength", "2", "--out", str(tmp_path)]) == 0
+        with pytest.raises(SystemExit, match="error: --strength must be between 1 and 2, not 3.0"):
+            main([str(clip), *args, "--strength", "3", "--out", str(tmp_path / "no")])
     finally:
         torch.set_num_threads(1)  # the CLI takes every core; later tests compare runs made on one thread
     written, sr = audio.read(tmp_path / f"{clip.stem}_piano2guitar.wav")
-    assert sr == 25_000 and len(written) > 0.25 * sr
-    with pytest.raises(SystemExit):
-        main([str(clip), "--direction", "piano2guitar", "--weights", str(tiny_weights), "--passes", "3"])
-    assert "--passes: invalid choice: 3 (choose from 1, 2)" in capsys.readouterr().err
+    assert sr == 25_000 and len(written) > 0.25 * sr and not (tmp_path / "no").exists()
