@@ -76,7 +76,9 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
         button = gr.Button("Translate", variant="primary", scale=1, elem_id="translate")
     tone = _tone_radio(app, "tone")
     _follow_direction(app, direction, tone)
-    strength = gr.Slider(1, 2, value=1, step=0.25, label="Strength", elem_id="strength",
+    first = next(iter(app.directions.values()))
+    strength = gr.Slider(1, 2, value=app.translators[first.model_dir].cfg.strength, step=0.25, label="Strength",
+                         elem_id="strength",
                          info="Above 1, the model runs again on its own output: more of the target instrument "
                               "(a guitar that stays a guitar turns more often), less of the input's notes kept.")
     with gr.Accordion("Advanced options", open=False):
@@ -102,10 +104,10 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     changes = gr.State()
 
     def translate(audio: str | None, direction: str | None, phase: str = "input", match_level: bool = True,
-                  tone: str = "clean", strength: float = 1.0, progress: gr.Progress = gr.Progress()) -> tuple:
+                  tone: str = "clean", strength: float | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
         """Translate a clip; returns translated wav, reconstructed wav, input/translated/reconstructed
         spectrogram PNGs and a one-line summary (tone: "clean" or "driven", into guitar only;
-        strength: 1 to 2, where 2 runs the model again on its own output)."""
+        strength: 1 to 2, where 2 runs the model again on its own output; None: the model's own)."""
         return app.translate(audio, direction, phase, match_level, tone, strength, progress)
 
     def check(audio: str | None) -> tuple:

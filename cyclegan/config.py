@@ -99,6 +99,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     name_a: str = "piano"
     name_b: str = "guitar"
+    # translate's default strength for this model (1 to 2; above 1, part of a second pass): set by
+    # `python -m cyclegan.pick --strength ... --write-strength` on the selection set, 1 until then
+    strength: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +114,7 @@ class Config:
             train=from_known(TrainConfig, d.get("train", {})),
             name_a=d.get("name_a", "a"),
             name_b=d.get("name_b", "b"),
+            strength=float(d.get("strength", 1.0)),
         )
 
     def save(self, path: Path) -> None:

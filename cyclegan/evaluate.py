@@ -58,7 +58,7 @@ class Judge:
     clf: Classifier
     tones: tuple[str, ...]
     progress: bool = True
-    strength: float = 1.0  # Translator.translate's
+    strength: float | None = None  # Translator.translate's; None: the model's own
 
     def outputs(self, wave: np.ndarray, reverse: bool) -> dict[str, tuple[np.ndarray, float]]:
         t = self.tr.translate(wave, reverse, spectrograms=False, strength=self.strength)
@@ -169,7 +169,7 @@ def _realtime_factor(tr: Translator, files: list[Path], reverse: bool) -> float:
 
 def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int | None = None,
              eq_files: int = 200, progress: bool = True, tones: tuple[str, ...] = ("clean",),
-             strength: float = 1.0) -> dict:
+             strength: float | None = None) -> dict:
     """The in-distribution figures at the top level (as the app reads them), the held-out sets under "sets"."""
     tr = Translator(model_dir)
     names = (tr.cfg.name_a, tr.cfg.name_b)
@@ -181,7 +181,7 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
     j = Judge(tr, eq, classifier, tones, progress, strength)
     main_set = corpus_set(data, names, tr.cfg.train, max_clips)
     result = {"model": repo_relative(model_dir), "data": repo_relative(data), "names": list(names),
-              "tones": list(tones), "strength": strength, **evaluate_set(j, main_set, model_dir),
+              "tones": list(tones), "strength": tr.cfg.strength if strength is None else strength, **evaluate_set(j, main_set, model_dir),
               "eq_baseline": f"mean spectra of {min(eq_files, len(train_files[names[0]]))} + "
                              f"{min(eq_files, len(train_files[names[1]]))} training clips",
               "classifier": {k: classifier.info.get(k) for k in
@@ -253,14 +253,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="also write them into the model folder (what the app's scores panel shows)")
     ap.add_argument("--tone", action="append", default=[], choices=("clean", "driven"),
                     help="also score piano->guitar in this tone (repeatable); clean is always scored")
-    ap.add_argument("--strength", type=float, default=1.0,
-                    help="translate --strength (default: 1); --update-model takes the default only")
+    ap.add_argument("--strength", type=float,
+                    help="translate --strength (default: the model's); --update-model takes the default only")
     ap.add_argument("--max-clips", type=int, help="at most this many clips per folder (and pairs) of each set")
     ap.add_argument("--eq-files", type=int, default=200, help="training clips per domain for the EQ baseline")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     a = ap.parse_args(argv)
-    if a.update_model and a.strength != 1:
-        raise SystemExit("error: --update-model records the app's default strength, 1; drop --strength")
+    if a.update_model and a.strength is not None:
+        raise SystemExit("error: --update-model records the model's own strength (the app's default); drop --strength")
     torch.set_num_threads(a.threads)
     models = weights.find_models(a.weights)
     if len(models) != 1:

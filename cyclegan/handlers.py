@@ -102,14 +102,15 @@ class App:
         return f"Ready: {seconds:.1f} s of audio. Press **Translate**." + _notes(notes)
 
     def translate(self, audio_path: str | None, direction: str | None, phase: str = "input",
-                  match_level: bool = True, tone: str = "clean", strength: float = 1.0, progress=None) -> tuple:
+                  match_level: bool = True, tone: str = "clean", strength: float | None = None,
+                  progress=None) -> tuple:
         """The one handler behind the button, the examples and the API. Bad input -> gr.Error."""
         if progress is None:  # a gr.Progress is falsy (its len is 0): test for None, not truth
             progress = lambda *a, **k: None  # noqa: E731
         d = self.direction(direction)
         if tone not in TONES or (tone != "clean" and not has_tones(d.target)):
             raise gr.Error(f"Tone {tone!r} is not available for {d.label}; use 'clean'.")
-        if not STRENGTHS[0] <= strength <= STRENGTHS[1]:
+        if strength is not None and not STRENGTHS[0] <= strength <= STRENGTHS[1]:
             raise gr.Error(f"Strength {strength!r} is out of range; use 1 (one pass) to 2 (two).")
         tr = self.translators[d.model_dir]
         progress(0.0, desc="Reading audio")

@@ -9,6 +9,9 @@ For every model, both directions: transfer accuracy and chroma similarity over a
 clips of DATA/<name> (and DATA/<name>-driven), and the paired log-spectral distance over all of DATA/paired. The
 rule: among the models with transfer >= --min-transfer and chroma >= --min-chroma both
 ways, the lowest paired LSD averaged over the two directions wins.
+
+With several `--strength` values each model is scored at each; `--write-strength` (one model)
+then stores the winner's strength in the model's config.json, as translate's default for it.
 """
 from __future__ import annotations
 
@@ -76,9 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-transfer", type=float, default=0.9)
     ap.add_argument("--min-chroma", type=float, default=0.8)
     ap.add_argument("--out", type=Path, help="also write the scores here as JSON")
-    ap.add_argument("--strength", type=float, default=1.0, help="translate --strength for every model")
+    ap.add_argument("--strength", type=float, nargs="+", default=[1.0],
+                    help="translate --strength (1 to 2) to score every model at (default: 1)")
+    ap.add_argument("--write-strength", action="store_true",
+                    help="with one model: write the winning strength into its config.json")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     a = ap.parse_args(argv)
+    if a.write_strength and len(a.models) != 1:
+        raise SystemExit("error: --write-strength sets one model's default; name one model")
     torch.set_num_threads(a.threads)
     try:
         classifier = Classifier.load(a.classifier)
@@ -90,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         # the untranslated input's distance does not depend on the model: once per direction
         identity = {d.value: mean_lsd(pairs[d.source], pairs[d.target], first.spec)
                     for d in weights.pair_directions(first.cfg, a.models[0])}
-        rows = {str(m): score(Translator(m), clips, pairs, classifier, identity, a.strength)
-                for m in tqdm(a.models, desc="models")}
+        runs = [(m, s, str(m) if len(a.strength) == 1 else f"{m} @ {s:g}") for m in a.models for s in a.strength]
+        rows = {key: score(Translator(m), clips, pairs, classifier, identity, s)
+                for m, s, key in tqdm(runs, desc="models")}
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None
     order = rank(rows, a.min_transfer, a.min_chroma)
@@ -102,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{d['transfer']:.3f} | {d['chroma']:.3f} | {d['lsd']:.2f} ({d['identity_lsd']:.2f})"
                  for d in rows[m].values()]
         print(f"| {m} | {'yes' if passes(rows[m], a.min_transfer, a.min_chroma) else 'no'} | " + " | ".join(cells) + " |")
+    if a.write_strength:
+        cfg = weights.read_config(a.models[0])
+        cfg.strength = next(s for _, s, key in runs if key == order[0])
+        cfg.save(a.models[0] / weights.CONFIG_FILE)
+        print(f"wrote strength {cfg.strength:g} into {a.models[0] / weights.CONFIG_FILE}")
     if a.out:
         atomic_write_text(a.out, json.dumps({"rule": {"min_transfer": a.min_transfer, "min_chroma": a.min_chroma},
                                              "order": order, "scores": rows}, indent=2))

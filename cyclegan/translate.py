@@ -116,7 +116,7 @@ class Translator:
 
     def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
                   progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean",
-                  reconstruct: bool = True, strength: float = 1.0) -> Translation:
+                  reconstruct: bool = True, strength: float | None = None) -> Translation:
         """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
 
         spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded.
@@ -124,9 +124,10 @@ class Translator:
         and the reconstruction are those of the clean translation the tone starts from.
         reconstruct=False skips the way back (half the work): `reconstructed` is then empty
         and `cycle_error` NaN; the translation is the same, bit for bit.
-        strength in [1, 2]: 1 runs each generator once; 2 runs it again on its own output (more of
-        the target, less of the input's notes kept); between, the two are mixed on the log scale."""
+        strength in [1, 2]: 1 runs each generator once, 2 again on its own output (more target, less
+        input kept), mixed on the log scale between; None: the model's own (`Config.strength`)."""
         start = time.perf_counter()
+        strength = self.cfg.strength if strength is None else strength
         self._check(wave, reverse, phase, tone, strength)
         normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
         hop, n, fe = self.spec.hop_length, len(wave), self.front
@@ -257,13 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tone", choices=TONES, default="clean",
                     help="guitar tone of a translation into guitar: clean, or driven through an amp and "
                          "cabinet chain (default: clean)")
-    ap.add_argument("--strength", type=float, default=1.0,
-                    help="1 to 2: 2 runs the generator again on its output, less of the input kept (default: 1)")
+    ap.add_argument("--strength", type=float, help="1 to 2: 2 runs the generator again on its output, "
+                    "less of the input kept (default: the model's, in its config.json)")
     ap.add_argument("--backend", choices=BACKENDS, default="torch",
                     help="torch, or the exported ONNX graphs on onnxruntime (same audio; see docs/onnx.md) "
                          "(default: torch)")
     args = ap.parse_args(argv)
-    if not STRENGTHS[0] <= args.strength <= STRENGTHS[1]:
+    if args.strength is not None and not STRENGTHS[0] <= args.strength <= STRENGTHS[1]:
         raise SystemExit(f"error: --strength must be between 1 and 2, not {args.strength}")
     torch.set_num_threads(os.cpu_count() or 1)  # the onnx backend takes the same thread count
     direction = find_direction(args.direction, args.weights)

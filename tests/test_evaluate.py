@@ -227,7 +227,24 @@ def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> No
 
 
 def test_update_model_refuses_another_strength_before_any_work(tiny_weights, tmp_path):
-    with pytest.raises(SystemExit, match="--update-model records the app's default strength, 1; drop --strength"):
+    with pytest.raises(SystemExit, match="--update-model records the model's own strength"):
         evaluate.main(["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "none"),
                        "--update-model", "--strength", "2"])
     assert not (tiny_weights / "piano_guitar" / "evaluation.json").exists()
+
+
+def test_pick_scores_strengths_and_writes_the_winner_into_the_model(tiny_weights: Path, tiny_corpus: Path,
+                                                                    tiny_classifier: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_weights / "piano_guitar", model)
+    args = [str(model), "--data", str(tiny_corpus), "--classifier", str(tiny_classifier)]
+    assert pick.main([*args, "--strength", "1", "2", "--write-strength", "--out", str(tmp_path / "pick.json")]) == 0
+    result = json.loads((tmp_path / "pick.json").read_text())
+    assert sorted(result["scores"]) == [f"{model} @ 1", f"{model} @ 2"]
+    assert result["scores"][f"{model} @ 1"] != result["scores"][f"{model} @ 2"]
+    winner = float(result["order"][0].rsplit(" @ ", 1)[1])
+    assert json.loads((model / "config.json").read_text())["strength"] == winner
+    with pytest.raises(SystemExit, match="--write-strength sets one model's default; name one model"):
+        pick.main([str(model), str(model), "--write-strength"])
+    with pytest.raises(SystemExit, match="strength must be between 1 and 2, not 3"):
+        pick.main([*args, "--strength", "3"])
