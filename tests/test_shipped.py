@@ -26,6 +26,8 @@ def test_shipped_model_card_gives_the_rebuild_commands_and_its_evaluated_scores(
         assert command in card
     assert len(card.splitlines()) <= 120
     result = json.loads((SHIPPED / "evaluation.json").read_text())
+    strength = weights.read_config(SHIPPED).strength  # the scores are those of the strength the app uses
+    assert result["strength"] == strength and f"Its `strength` is {strength:g}" in card
     assert {"piano2guitar", "guitar2piano"} <= set(result["directions"])  # and piano2guitar_driven with --tone driven
     for key, label in (("piano2guitar", "piano→guitar"), ("guitar2piano", "guitar→piano")):
         m = result["directions"][key]["model"]
