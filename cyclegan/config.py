@@ -92,6 +92,12 @@ class TrainConfig:
     seed: int = 0
 
 
+def check_strength(strength: float) -> None:
+    """Config.strength's range: 1 runs each generator once, 2 again on its own output (docs/evaluation.md)."""
+    if not 1 <= strength <= 2:
+        raise ValueError(f"strength must be between 1 and 2, not {strength!r}")
+
+
 @dataclass
 class Config:
     spec: SpecConfig = field(default_factory=SpecConfig)

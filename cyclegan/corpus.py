@@ -100,14 +100,14 @@ def _jobs(s: CorpusSettings) -> list[dict]:
     if not train:
         raise CorpusError(f"no training SoundFont: every one given belongs to the held-out family {HELD_OUT_FAMILY}")
     n = int(np.ceil(s.minutes * 60 / s.clip_seconds))
-    jobs = [_group("", i, (part,), train[i % len(train)], _seed(s, k + 1, i), "studio", False)
-            for k, part in enumerate(("piano", "clean")) for i in range(n)]
-    jobs += [_group("", i, ("driven", "twin"), train[i % len(train)], _seed(s, 4, i), "studio", False)
-             for i in range(n // 2)]
-    jobs += [_group("", i, ("piano", "clean", "driven"), train[i % len(train)], _seed(s, 3, i), "studio", True)
-             for i in range(s.paired)]
-    jobs += [_group("", i, ("other", "other_twin"), train[i % len(train)], _seed(s, 5, i), "studio", False)
-             for i in range(n // 4)]
+
+    def train_group(i: int, parts: tuple[str, ...], stream: int, paired: bool = False) -> dict:
+        return _group("", i, parts, train[i % len(train)], _seed(s, stream, i), "studio", paired)
+
+    jobs = [train_group(i, (part,), k + 1) for k, part in enumerate(("piano", "clean")) for i in range(n)]
+    jobs += [train_group(i, ("driven", "twin"), 4) for i in range(n // 2)]
+    jobs += [train_group(i, ("piano", "clean", "driven"), 3, True) for i in range(s.paired)]
+    jobs += [train_group(i, ("other", "other_twin"), 5) for i in range(n // 4)]
     held = s.held_out_font
     for k, (root, space) in enumerate(EVAL_SETS.items() if held else ()):
         for j, part in enumerate(("piano", "clean", "driven")):

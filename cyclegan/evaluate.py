@@ -58,7 +58,7 @@ class Judge:
     clf: Classifier
     tones: tuple[str, ...]
     progress: bool = True
-    strength: float | None = None  # Translator.translate's; None: the model's own
+    strength: float = 1.0  # Translator.translate's
 
     def outputs(self, wave: np.ndarray, reverse: bool) -> dict[str, tuple[np.ndarray, float]]:
         t = self.tr.translate(wave, reverse, spectrograms=False, strength=self.strength)
@@ -172,6 +172,7 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
              strength: float | None = None) -> dict:
     """The in-distribution figures at the top level (as the app reads them), the held-out sets under "sets"."""
     tr = Translator(model_dir)
+    strength = tr.cfg.strength if strength is None else strength
     names = (tr.cfg.name_a, tr.cfg.name_b)
     missing = [n for n in names if n not in classifier.classes]
     if missing:
@@ -181,7 +182,7 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
     j = Judge(tr, eq, classifier, tones, progress, strength)
     main_set = corpus_set(data, names, tr.cfg.train, max_clips)
     result = {"model": repo_relative(model_dir), "data": repo_relative(data), "names": list(names),
-              "tones": list(tones), "strength": tr.cfg.strength if strength is None else strength, **evaluate_set(j, main_set, model_dir),
+              "tones": list(tones), "strength": strength, **evaluate_set(j, main_set, model_dir),
               "eq_baseline": f"mean spectra of {min(eq_files, len(train_files[names[0]]))} + "
                              f"{min(eq_files, len(train_files[names[1]]))} training clips",
               "classifier": {k: classifier.info.get(k) for k in

@@ -21,9 +21,10 @@ import pandas as pd
 import soundfile as sf
 
 from . import audio, live_player, plots, weights
+from .config import check_strength
 from .stream import LiveStream, reach
 from .tone import TONES, has_tones
-from .translate import MIN_SECONDS, STRENGTHS, Translation, Translator
+from .translate import MIN_SECONDS, Translation, Translator
 
 MAX_SECONDS = 60.0  # longer uploads are trimmed: bounds a request's time and memory on a small CPU box
 KEEP_OUTPUTS_S = 3600  # our wavs/pngs are copied into Gradio's cache on return; ours can go after this
@@ -110,8 +111,10 @@ class App:
         d = self.direction(direction)
         if tone not in TONES or (tone != "clean" and not has_tones(d.target)):
             raise gr.Error(f"Tone {tone!r} is not available for {d.label}; use 'clean'.")
-        if strength is not None and not STRENGTHS[0] <= strength <= STRENGTHS[1]:
-            raise gr.Error(f"Strength {strength!r} is out of range; use 1 (one pass) to 2 (two).")
+        try:
+            check_strength(1.0 if strength is None else strength)
+        except ValueError:
+            raise gr.Error(f"Strength {strength!r} is out of range; use 1 (one pass) to 2 (two).") from None
         tr = self.translators[d.model_dir]
         progress(0.0, desc="Reading audio")
         wave, notes = self.read(audio_path, tr.spec.sample_rate)

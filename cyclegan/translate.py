@@ -22,11 +22,11 @@ import torch
 from tqdm import tqdm
 
 from . import audio, onnx_backend, weights
+from .config import check_strength
 from .models import reach_bound
 from .tone import TONE_TARGETS, TONES, apply_tone, has_tones
 
 MIN_SECONDS = 0.25
-STRENGTHS = (1.0, 2.0)  # 2: the generator again on its own output (more target, less faithful; docs/evaluation.md)
 # progress(share of the work done, stage now running): stages "translating", "reconstructing"
 Progress = Callable[[float, str], None]
 BACKENDS = ("torch", "onnx")
@@ -191,8 +191,7 @@ class Translator:
 
     def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str, strength: float) -> None:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
-        if not STRENGTHS[0] <= strength <= STRENGTHS[1]:
-            raise ValueError(f"strength must be between 1 and 2, not {strength!r}")
+        check_strength(strength)
         if phase not in ("input", "griffinlim"):
             raise ValueError(f"unknown phase method {phase!r}: use 'input' or 'griffinlim'")
         if tone != "clean" and not has_tones(self.target(reverse)):
@@ -216,7 +215,6 @@ class Translator:
             progress(1.0, "reconstructing" if reconstruct else "translating")
         waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
         return [v[:, frames] for v in (x, *outs)], waves
-
 
     def _apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, and (strength - 1) of a second pass
         y = self.run(net, x)
@@ -264,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch, or the exported ONNX graphs on onnxruntime (same audio; see docs/onnx.md) "
                          "(default: torch)")
     args = ap.parse_args(argv)
-    if args.strength is not None and not STRENGTHS[0] <= args.strength <= STRENGTHS[1]:
-        raise SystemExit(f"error: --strength must be between 1 and 2, not {args.strength}")
+    try:
+        check_strength(1.0 if args.strength is None else args.strength)  # before any file is written
+    except ValueError as e:
+        raise SystemExit(f"error: --{e}") from None
     torch.set_num_threads(os.cpu_count() or 1)  # the onnx backend takes the same thread count
     direction = find_direction(args.direction, args.weights)
     if args.tone != "clean" and not has_tones(direction.target):
