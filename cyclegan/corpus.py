@@ -59,6 +59,7 @@ class CorpusSettings:
     clip_seconds: float = 4.0
     paired: int = 24
     heldout: int = 48  # clips per folder of each held-out set
+    home: float = 0.0  # share of the training groups recorded in the "home" space, not the studio
     version: int = VERSION
 
     def as_json(self) -> dict:
@@ -66,7 +67,7 @@ class CorpusSettings:
                 "sample_rate": self.sample_rate, "clip_seconds": self.clip_seconds, "paired": self.paired,
                 "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY,
                 "recorded": [sampler.fingerprint(r) for r in RECORDINGS.values()] if self.held_out_font else None,
-                "version": self.version}
+                "version": self.version, **({"home": self.home} if self.home else {})}
 
     @property
     def training_fonts(self) -> tuple[SoundFont, ...]:
@@ -94,6 +95,11 @@ def _group(root: str, i: int, parts: tuple[str, ...], font: SoundFont, seed: int
     return g
 
 
+def _space(s: CorpusSettings, seed: int) -> str:
+    """A training group's recording space; its own draw, so home=0 renders the studio-only corpus's bytes."""
+    return "home" if np.random.default_rng([seed, 98]).random() < s.home else "studio"
+
+
 def _jobs(s: CorpusSettings) -> list[dict]:
     """Every group to render; each folder draws from its own seed stream, so no two folders share material."""
     train = s.training_fonts
@@ -102,7 +108,8 @@ def _jobs(s: CorpusSettings) -> list[dict]:
     n = int(np.ceil(s.minutes * 60 / s.clip_seconds))
 
     def train_group(i: int, parts: tuple[str, ...], stream: int, paired: bool = False) -> dict:
-        return _group("", i, parts, train[i % len(train)], _seed(s, stream, i), "studio", paired)
+        seed = _seed(s, stream, i)  # the paired test set stays in the studio, comparable across corpora
+        return _group("", i, parts, train[i % len(train)], seed, "studio" if paired else _space(s, seed), paired)
 
     jobs = [train_group(i, (part,), k + 1) for k, part in enumerate(("piano", "clean")) for i in range(n)]
     jobs += [train_group(i, ("driven", "twin"), 4) for i in range(n // 2)]
@@ -213,15 +220,19 @@ def _build(s: CorpusSettings, out: Path) -> float:
 
 
 def _settings(minutes: float, soundfonts: list[Path] | None, seed: int, sample_rate: int, clip_seconds: float,
-              paired: int, heldout: int) -> CorpusSettings:
-    return CorpusSettings(minutes, resolve_soundfonts(soundfonts), seed, sample_rate, clip_seconds, paired, heldout)
+              paired: int, heldout: int, home: float) -> CorpusSettings:
+    if not 0 <= home <= 1:
+        raise CorpusError(f"the home share must lie in [0, 1], not {home}")
+    return CorpusSettings(minutes, resolve_soundfonts(soundfonts), seed, sample_rate, clip_seconds, paired, heldout,
+                          home)
 
 
 def render_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, seed: int = 0,
-                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48) -> Path:
+                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48,
+                  home: float = 0.0) -> Path:
     """Render (or re-render) a corpus into `out`. `soundfonts` are used in addition to the default
     TimGM6mb.sf2; training clips are spread round-robin over all but the held-out family."""
-    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout)
+    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home)
     out = Path(out)
     if out.exists() and not (out / "manifest.json").exists() and (not out.is_dir() or any(out.iterdir())):
         raise CorpusError(f"refusing to overwrite {out}: not empty and not a corpus")
@@ -241,15 +252,16 @@ def render_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = Non
 
 
 def ensure_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, seed: int = 0,
-                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48) -> Path:
+                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48,
+                  home: float = 0.0) -> Path:
     """Reuse `out` if its manifest has these exact settings (SoundFonts by name and checksum), else render it."""
-    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout)
+    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home)
     try:
         if json.loads((Path(out) / "manifest.json").read_text())["settings"] == s.as_json():
             return Path(out)
     except (OSError, ValueError, KeyError):
         pass
-    return render_corpus(out, minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout)
+    return render_corpus(out, minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-seconds", type=float, default=4.0)
     ap.add_argument("--paired", type=int, default=24, help="groups in each paired test set")
     ap.add_argument("--heldout", type=int, default=48, help="clips per folder of each held-out set")
+    ap.add_argument("--home", type=float, default=0.0,
+                    help="share of the training groups recorded in the 'home' space (cyclegan/conditions.py)")
     a = ap.parse_args(argv)
     try:
         extra = ([] if a.no_system_soundfonts else installed_soundfonts()) + a.soundfont
-        render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired, a.heldout)
+        render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired, a.heldout, a.home)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
