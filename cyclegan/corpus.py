@@ -232,8 +232,10 @@ def render_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = Non
                   home: float = 0.0) -> Path:
     """Render (or re-render) a corpus into `out`. `soundfonts` are used in addition to the default
     TimGM6mb.sf2; training clips are spread round-robin over all but the held-out family."""
-    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home)
-    out = Path(out)
+    return _render(_settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home), Path(out))
+
+
+def _render(s: CorpusSettings, out: Path) -> Path:
     if out.exists() and not (out / "manifest.json").exists() and (not out.is_dir() or any(out.iterdir())):
         raise CorpusError(f"refusing to overwrite {out}: not empty and not a corpus")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -261,7 +263,7 @@ def ensure_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = Non
             return Path(out)
     except (OSError, ValueError, KeyError):
         pass
-    return render_corpus(out, minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home)
+    return _render(s, Path(out))  # the settings as resolved above: each SoundFont is checksummed once
 
 
 def main(argv: list[str] | None = None) -> int:
