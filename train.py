@@ -73,9 +73,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--corpus-minutes", type=float, default=40.0, help="minutes per instrument of the built-in corpus")
     data.add_argument("--soundfont", type=Path, action="append", default=[],
                       help="extra General-MIDI SoundFont for the built-in corpus (repeatable)")
-    data.add_argument("--corpus-home", type=float, default=0.0, metavar="SHARE",
-                      help="record this share of the built-in corpus's training clips in a home-like room "
-                           "(cyclegan/conditions.py), the rest in the studio (default 0)")
     data.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                       help=f"spectrogram cache (default {DEFAULT_CACHE.relative_to(REPO_ROOT)}/ in the repository)")
     hp = p.add_argument_group("model and schedule")
@@ -158,7 +155,7 @@ def default_corpus(args: argparse.Namespace) -> None:
         sys.exit(f"the built-in corpus is unavailable ({e}); pass --domain-a DIR --domain-b DIR")
     try:
         root = ensure_corpus(DEFAULT_CORPUS, minutes=args.corpus_minutes,
-                             soundfonts=installed_soundfonts() + list(args.soundfont), home=args.corpus_home)
+                             soundfonts=installed_soundfonts() + list(args.soundfont))
     except CorpusError as e:
         sys.exit(f"error: {e}")
     args.domain_a, args.domain_b = root / "piano", root / "guitar"

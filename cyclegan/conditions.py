@@ -1,11 +1,9 @@
 """Recording conditions drawn per clip and applied with pedalboard: room, mic EQ, noise,
 compression, level and a lossy codec (plus a detune the renderer applies).
 
-Three spaces: "studio" (training, selection and the plain evaluation), "laptop" (held out:
+Two spaces: "studio" (training, selection and the plain evaluation) and "laptop" (held out:
 larger, wetter rooms, a small resonant microphone, hard compression, more noise and a low-rate
-MP3), so the evaluation can ask how a model fares under conditions it never met, and "home"
-(between the two, for a share of the training clips: `corpus --home`). Home stops short of the
-laptop's extremes (bass cut, band edge, ratio, noise and codec), so those stay unheard.
+MP3), so the evaluation can ask how a model fares under conditions it never met.
 """
 from __future__ import annotations
 
@@ -46,8 +44,6 @@ SPACES = {
                     (-6, 4), 0.5, (-30, -12), (1.5, 4), 0.3, (2, 7), (-20, -1), (-75, -55)),
     "laptop": Space("laptop", (-25, 25), 1.0, (0.5, 0.85), (0.2, 0.4), (150, 300), (6_000, 9_000), 2, (3, 9),
                     (-10, -4), 1.0, (-40, -25), (4, 10), 1.0, (7, 9.5), (-12, -1), (-55, -42)),
-    "home": Space("home", (-18, 18), 0.9, (0.3, 0.7), (0.1, 0.3), (60, 180), (7_000, 11_000), 2, (-4, 7),
-                  (-8, 2), 0.8, (-34, -16), (2, 6), 0.6, (4, 8), (-16, -1), (-64, -50)),
 }
 
 

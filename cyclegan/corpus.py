@@ -59,7 +59,6 @@ class CorpusSettings:
     clip_seconds: float = 4.0
     paired: int = 24
     heldout: int = 48  # clips per folder of each held-out set
-    home: float = 0.0  # share of the training groups recorded in the "home" space, not the studio
     version: int = VERSION
 
     def as_json(self) -> dict:
@@ -67,7 +66,7 @@ class CorpusSettings:
                 "sample_rate": self.sample_rate, "clip_seconds": self.clip_seconds, "paired": self.paired,
                 "heldout": self.heldout, "held_out_family": HELD_OUT_FAMILY,
                 "recorded": [sampler.fingerprint(r) for r in RECORDINGS.values()] if self.held_out_font else None,
-                "version": self.version, **({"home": self.home} if self.home else {})}
+                "version": self.version}
 
     @property
     def training_fonts(self) -> tuple[SoundFont, ...]:
@@ -95,11 +94,6 @@ def _group(root: str, i: int, parts: tuple[str, ...], font: SoundFont, seed: int
     return g
 
 
-def _space(s: CorpusSettings, seed: int) -> str:
-    """A training group's recording space; its own draw, so home=0 renders the studio-only corpus's bytes."""
-    return "home" if np.random.default_rng([seed, 98]).random() < s.home else "studio"
-
-
 def _jobs(s: CorpusSettings) -> list[dict]:
     """Every group to render; each folder draws from its own seed stream, so no two folders share material."""
     train = s.training_fonts
@@ -108,8 +102,7 @@ def _jobs(s: CorpusSettings) -> list[dict]:
     n = int(np.ceil(s.minutes * 60 / s.clip_seconds))
 
     def train_group(i: int, parts: tuple[str, ...], stream: int, paired: bool = False) -> dict:
-        seed = _seed(s, stream, i)  # the paired test set stays in the studio, comparable across corpora
-        return _group("", i, parts, train[i % len(train)], seed, "studio" if paired else _space(s, seed), paired)
+        return _group("", i, parts, train[i % len(train)], _seed(s, stream, i), "studio", paired)
 
     jobs = [train_group(i, (part,), k + 1) for k, part in enumerate(("piano", "clean")) for i in range(n)]
     jobs += [train_group(i, ("driven", "twin"), 4) for i in range(n // 2)]
@@ -220,19 +213,15 @@ def _build(s: CorpusSettings, out: Path) -> float:
 
 
 def _settings(minutes: float, soundfonts: list[Path] | None, seed: int, sample_rate: int, clip_seconds: float,
-              paired: int, heldout: int, home: float) -> CorpusSettings:
-    if not 0 <= home <= 1:
-        raise CorpusError(f"the home share must lie in [0, 1], not {home}")
-    return CorpusSettings(minutes, resolve_soundfonts(soundfonts), seed, sample_rate, clip_seconds, paired, heldout,
-                          home)
+              paired: int, heldout: int) -> CorpusSettings:
+    return CorpusSettings(minutes, resolve_soundfonts(soundfonts), seed, sample_rate, clip_seconds, paired, heldout)
 
 
 def render_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, seed: int = 0,
-                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48,
-                  home: float = 0.0) -> Path:
+                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48) -> Path:
     """Render (or re-render) a corpus into `out`. `soundfonts` are used in addition to the default
     TimGM6mb.sf2; training clips are spread round-robin over all but the held-out family."""
-    return _render(_settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home), Path(out))
+    return _render(_settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout), Path(out))
 
 
 def _render(s: CorpusSettings, out: Path) -> Path:
@@ -254,10 +243,9 @@ def _render(s: CorpusSettings, out: Path) -> Path:
 
 
 def ensure_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, seed: int = 0,
-                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48,
-                  home: float = 0.0) -> Path:
+                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48) -> Path:
     """Reuse `out` if its manifest has these exact settings (SoundFonts by name and checksum), else render it."""
-    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout, home)
+    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout)
     try:
         if json.loads((Path(out) / "manifest.json").read_text())["settings"] == s.as_json():
             return Path(out)
@@ -280,12 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-seconds", type=float, default=4.0)
     ap.add_argument("--paired", type=int, default=24, help="groups in each paired test set")
     ap.add_argument("--heldout", type=int, default=48, help="clips per folder of each held-out set")
-    ap.add_argument("--home", type=float, default=0.0,
-                    help="share of the training groups recorded in the 'home' space (cyclegan/conditions.py)")
     a = ap.parse_args(argv)
     try:
         extra = ([] if a.no_system_soundfonts else installed_soundfonts()) + a.soundfont
-        render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired, a.heldout, a.home)
+        render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired, a.heldout)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

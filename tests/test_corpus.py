@@ -116,23 +116,6 @@ def test_same_seed_identical_other_seed_different(tiny: Path, tmp_path: Path) ->
         assert data != wavs(tiny)[name]
 
 
-def test_a_home_share_records_only_training_groups_at_home(tiny: Path, tmp_path: Path) -> None:
-    home = corpus.render_corpus(tmp_path / "home", **{**SETTINGS, "home": 0.5})
-    m, before = manifest(home), {c["path"]: c for c in manifest(tiny)["clips"]}
-    assert m["settings"]["home"] == 0.5 and "home" not in manifest(tiny)["settings"]
-    spaces = {c["path"]: c["conditions"]["space"] for c in m["clips"]}
-    train = [p for p, c in zip(spaces, m["clips"]) if c["set"] == "train"]
-    assert 0 < sum(spaces[p] == "home" for p in train) < len(train)
-    twins = [(c["path"], c["clean_twin"]) for c in m["clips"] if "clean_twin" in c]
-    assert all(spaces[a] == spaces[b] for a, b in twins)  # a pair shares its room
-    new, old = wavs(home), wavs(tiny)
-    for c in m["clips"]:  # the notes never move; only home groups sound different
-        assert c["notes"] == before[c["path"]]["notes"]
-        assert (new[c["path"]] == old[c["path"]]) == (spaces[c["path"]] != "home")
-    with pytest.raises(corpus.CorpusError, match=r"the home share must lie in \[0, 1\], not 1.5"):
-        corpus.render_corpus(tmp_path / "bad", **{**SETTINGS, "home": 1.5})
-
-
 def test_material_is_polyphonic_for_piano_and_playable_on_guitar() -> None:
     piano = [material.make_notes(np.random.default_rng(s), 36, 96, 4.0, "piano") for s in range(60)]
     guitar = [material.make_notes(np.random.default_rng(s), 40, 88, 4.0, "guitar") for s in range(60)]
