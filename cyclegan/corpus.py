@@ -20,8 +20,9 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -212,16 +213,11 @@ def _build(s: CorpusSettings, out: Path) -> float:
     return speed
 
 
-def _settings(minutes: float, soundfonts: list[Path] | None, seed: int, sample_rate: int, clip_seconds: float,
-              paired: int, heldout: int) -> CorpusSettings:
-    return CorpusSettings(minutes, resolve_soundfonts(soundfonts), seed, sample_rate, clip_seconds, paired, heldout)
-
-
-def render_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, seed: int = 0,
-                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48) -> Path:
+def render_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, **options: Any) -> Path:
     """Render (or re-render) a corpus into `out`. `soundfonts` are used in addition to the default
-    TimGM6mb.sf2; training clips are spread round-robin over all but the held-out family."""
-    return _render(_settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout), Path(out))
+    TimGM6mb.sf2; training clips are spread round-robin over all but the held-out family. `options`
+    are the other fields of CorpusSettings (seed, sample_rate, clip_seconds, paired, heldout)."""
+    return _render(CorpusSettings(minutes, resolve_soundfonts(soundfonts), **options), Path(out))
 
 
 def _render(s: CorpusSettings, out: Path) -> Path:
@@ -242,10 +238,9 @@ def _render(s: CorpusSettings, out: Path) -> Path:
     return out
 
 
-def ensure_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, seed: int = 0,
-                  sample_rate: int = 25000, clip_seconds: float = 4.0, paired: int = 24, heldout: int = 48) -> Path:
+def ensure_corpus(out: Path, minutes: float, soundfonts: list[Path] | None = None, **options: Any) -> Path:
     """Reuse `out` if its manifest has these exact settings (SoundFonts by name and checksum), else render it."""
-    s = _settings(minutes, soundfonts, seed, sample_rate, clip_seconds, paired, heldout)
+    s = CorpusSettings(minutes, resolve_soundfonts(soundfonts), **options)
     try:
         if json.loads((Path(out) / "manifest.json").read_text())["settings"] == s.as_json():
             return Path(out)
@@ -263,15 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-system-soundfonts", action="store_true",
                     help=f"leave out the installed system SoundFonts ({', '.join(map(str, SYSTEM_SOUNDFONTS))}), "
                          "which train.py's built-in corpus uses")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sample-rate", type=int, default=25000)
-    ap.add_argument("--clip-seconds", type=float, default=4.0)
-    ap.add_argument("--paired", type=int, default=24, help="groups in each paired test set")
-    ap.add_argument("--heldout", type=int, default=48, help="clips per folder of each held-out set")
+    default = {f.name: f.default for f in fields(CorpusSettings)}
+    ap.add_argument("--seed", type=int, default=default["seed"])
+    ap.add_argument("--sample-rate", type=int, default=default["sample_rate"])
+    ap.add_argument("--clip-seconds", type=float, default=default["clip_seconds"])
+    ap.add_argument("--paired", type=int, default=default["paired"], help="groups in each paired test set")
+    ap.add_argument("--heldout", type=int, default=default["heldout"], help="clips per folder of each held-out set")
     a = ap.parse_args(argv)
     try:
         extra = ([] if a.no_system_soundfonts else installed_soundfonts()) + a.soundfont
-        render_corpus(a.out, a.minutes, extra, a.seed, a.sample_rate, a.clip_seconds, a.paired, a.heldout)
+        render_corpus(a.out, a.minutes, extra, seed=a.seed, sample_rate=a.sample_rate, clip_seconds=a.clip_seconds,
+                      paired=a.paired, heldout=a.heldout)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
