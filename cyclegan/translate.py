@@ -206,17 +206,17 @@ class Translator:
         x, angle = self.front.analyse(piece, self.spec)
         if progress:
             progress(0.0, "translating")
-        outs = [self._apply(fwd, x, strength)]
+        outs = [self.apply(fwd, x, strength)]
         if reconstruct:
             if progress:
                 progress(0.5, "reconstructing")
-            outs.append(self._apply(back, outs[0], strength))
+            outs.append(self.apply(back, outs[0], strength))
         if progress:
             progress(1.0, "reconstructing" if reconstruct else "translating")
         waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
         return [v[:, frames] for v in (x, *outs)], waves
 
-    def _apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, and (strength - 1) of a second pass
+    def apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, and (strength - 1) of a second pass
         y = self.run(net, x)
         return y if strength == 1 else y + (strength - 1) * (self.run(net, y) - y)
 

@@ -24,8 +24,8 @@ def clip(example_clips: dict[str, Path]) -> np.ndarray:
     return audio.load(example_clips["piano_1"], SR)
 
 
-def offline(tr: Translator, wave: np.ndarray, reverse: bool) -> np.ndarray:
-    return tr.translate(wave, reverse, match_level=False, spectrograms=False).translated
+def offline(tr: Translator, wave: np.ndarray, reverse: bool, strength: float | None = None) -> np.ndarray:
+    return tr.translate(wave, reverse, match_level=False, spectrograms=False, strength=strength).translated
 
 
 def stream(st: StreamingTranslator, wave: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
@@ -38,13 +38,14 @@ def stream(st: StreamingTranslator, wave: np.ndarray, sizes: list[int]) -> list[
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("sizes,step", [([2500], 0.0), ([137, 4096, 911, 6000], 0.0), ([20_000], 0.0), ([2400], 0.25)])
+@pytest.mark.parametrize("sizes,step,strength", [([2500], 0.0, 1.0), ([137, 4096, 911, 6000], 0.0, 1.0),
+                                                 ([20_000], 0.0, 1.5), ([2400], 0.25, 2.0)])
 def test_stream_equals_the_offline_translation(translator: Translator, clip: np.ndarray, reverse: bool,
-                                               sizes: list[int], step: float) -> None:
+                                               sizes: list[int], step: float, strength: float) -> None:
     _, gain = audio.normalise(clip)
-    outs = stream(StreamingTranslator(translator, reverse, gain=gain, step_seconds=step), clip, sizes)
-    joined = np.concatenate(outs) * gain
-    want = offline(translator, clip, reverse)
+    st = StreamingTranslator(translator, reverse, gain=gain, step_seconds=step, strength=strength)
+    joined = np.concatenate(stream(st, clip, sizes)) * gain
+    want = offline(translator, clip, reverse, strength)
     assert joined.shape == want.shape
     np.testing.assert_allclose(joined, want, atol=1e-5 * np.abs(want).max())
     assert not np.allclose(want, clip * gain, atol=1e-3)  # the model does change the audio
@@ -69,11 +70,15 @@ def test_output_waits_only_for_the_look_ahead(translator: Translator, clip: np.n
 
 def test_context_covers_the_generators_reach(translator: Translator) -> None:
     for reverse in (False, True):
-        st = StreamingTranslator(translator, reverse)
-        far = reach(translator, reverse)
-        assert 0 < far < 256
-        assert st.context >= (far + 4) * translator.spec.hop_length
-        assert st.context % st.align == 0
+        for strength in (1.0, 2.0):
+            st = StreamingTranslator(translator, reverse, strength=strength)
+            far = reach(translator, reverse, strength)
+            assert 0 < far < 256 * strength
+            assert st.context >= (far + 4) * translator.spec.hop_length
+            assert st.context % st.align == 0
+        assert reach(translator, reverse, 2.0) > reach(translator, reverse, 1.0)  # a second pass reaches further
+    with pytest.raises(ValueError, match="strength must be between 1 and 2, not 2.5"):
+        StreamingTranslator(translator, strength=2.5)
 
 
 def test_adaptive_gain_follows_the_loudest_sample(translator: Translator, clip: np.ndarray) -> None:
