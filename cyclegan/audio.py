@@ -5,8 +5,10 @@
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
+from typing import Any
 
 import librosa
 import numpy as np
@@ -177,6 +179,13 @@ def to_model(magnitude: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
 def from_model(x: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
     db = (x.clamp(-1, 1) - 1) * (spec.db_range / 2)
     return full_scale(spec) * 10 ** (db / 20)
+
+
+def cap_bass(y: Any, x: Any, spec: SpecConfig, hz: float, margin_db: float) -> Any:
+    """`y` with its bins below `hz` at most `margin_db` over `x`'s (model scale, torch or numpy)."""
+    xp = np if isinstance(y, np.ndarray) else torch
+    low = xp.arange(y.shape[-2])[:, None] < math.ceil(hz * spec.n_fft / spec.sample_rate)
+    return y - low * (y - x - margin_db / (spec.db_range / 2)).clip(min=0)
 
 
 def normalise(wave: np.ndarray) -> tuple[np.ndarray, float]:

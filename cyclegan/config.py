@@ -108,6 +108,10 @@ class Config:
     # translate's default strength for this model (1 to 2; above 1, part of a second pass): set by
     # `python -m cyclegan.pick --strength ... --write-strength` on the selection set, 1 until then
     strength: float = 1.0
+    # guitar→piano adds sub-bass that the same notes on a piano lack: a translation's bins below
+    # bass_cap_hz stay at most bass_cap_db over its input's (0 Hz: off; set by `pick --bass-cap-hz`)
+    bass_cap_hz: float = 0.0
+    bass_cap_db: float = 6.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +125,8 @@ class Config:
             name_a=d.get("name_a", "a"),
             name_b=d.get("name_b", "b"),
             strength=float(d.get("strength", 1.0)),
+            bass_cap_hz=float(d.get("bass_cap_hz", 0.0)),
+            bass_cap_db=float(d.get("bass_cap_db", 6.0)),
         )
 
     def save(self, path: Path) -> None:

@@ -10,8 +10,9 @@ clips of DATA/<name> (and DATA/<name>-driven), and the paired log-spectral dista
 rule: among the models with transfer >= --min-transfer and chroma >= --min-chroma both
 ways, the lowest paired LSD averaged over the two directions wins.
 
-With several `--strength` values each model is scored at each; `--write-strength` (one model)
-then stores the winner's strength in the model's config.json, as translate's default for it.
+With several `--strength` values each model is scored at each, and likewise at each
+`--bass-cap-hz` (config.py's bass cap; 0 is off); `--write-strength` (one model) then stores the
+winner's strength (and bass cap) in the model's config.json, as translate's defaults for it.
 """
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ def score(tr: Translator, clips: dict[str, list[np.ndarray]], pairs: dict[str, l
     return row
 
 
+def _capped(tr: Translator, hz: float | None) -> Translator:
+    if hz is not None:
+        tr.cfg.bass_cap_hz = hz
+    return tr
+
+
 def passes(row: dict[str, dict[str, float]], min_transfer: float, min_chroma: float) -> bool:
     return all(d["transfer"] >= min_transfer and d["chroma"] >= min_chroma for d in row.values())
 
@@ -81,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the scores here as JSON")
     ap.add_argument("--strength", type=float, nargs="+", default=[1.0],
                     help="translate --strength (1 to 2) to score every model at (default: 1)")
+    ap.add_argument("--bass-cap-hz", type=float, nargs="+",
+                    help="bass caps to score every model at (Config.bass_cap_hz; default: the model's own)")
     ap.add_argument("--write-strength", action="store_true",
-                    help="with one model: write the winning strength into its config.json")
+                    help="with one model: write the winning strength (and bass cap) into its config.json")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     a = ap.parse_args(argv)
+    if any(c < 0 for c in a.bass_cap_hz or []):
+        raise SystemExit("error: --bass-cap-hz takes frequencies >= 0 (0: no cap)")
     if a.write_strength and len(a.models) != 1:
         raise SystemExit("error: --write-strength sets one model's default; name one model")
     torch.set_num_threads(a.threads)
@@ -98,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         # the untranslated input's distance does not depend on the model: once per direction
         identity = {d.value: mean_lsd(pairs[d.source], pairs[d.target], first.spec)
                     for d in weights.pair_directions(first.cfg, a.models[0])}
-        runs = [(m, s, str(m) if len(a.strength) == 1 else f"{m} @ {s:g}") for m in a.models for s in a.strength]
-        rows = {key: score(Translator(m), clips, pairs, classifier, identity, s)
-                for m, s, key in tqdm(runs, desc="models")}
+        caps = a.bass_cap_hz or [None]
+        runs = [(m, s, c, str(m) + (f" @ {s:g}" if len(a.strength) > 1 else "") + (f", cap {c:g} Hz" if c is not None else ""))
+                for m in a.models for s in a.strength for c in caps]
+        rows = {key: score(_capped(Translator(m), c), clips, pairs, classifier, identity, s)
+                for m, s, c, key in tqdm(runs, desc="models")}
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None
     order = rank(rows, a.min_transfer, a.min_chroma)
@@ -113,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {m} | {'yes' if passes(rows[m], a.min_transfer, a.min_chroma) else 'no'} | " + " | ".join(cells) + " |")
     if a.write_strength:
         cfg = weights.read_config(a.models[0])
-        cfg.strength = next(s for _, s, key in runs if key == order[0])
+        cfg.strength, cap = next((s, c) for _, s, c, key in runs if key == order[0])
+        cfg.bass_cap_hz = cfg.bass_cap_hz if cap is None else cap
         cfg.save(a.models[0] / weights.CONFIG_FILE)
-        print(f"wrote strength {cfg.strength:g} into {a.models[0] / weights.CONFIG_FILE}")
+        print(f"wrote strength {cfg.strength:g}, bass cap {cfg.bass_cap_hz:g} Hz into {a.models[0] / weights.CONFIG_FILE}")
     if a.out:
         atomic_write_text(a.out, json.dumps({"rule": {"min_transfer": a.min_transfer, "min_chroma": a.min_chroma},
                                              "order": order, "scores": rows}, indent=2))

@@ -216,9 +216,10 @@ class Translator:
         waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
         return [v[:, frames] for v in (x, *outs)], waves
 
-    def apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, and (strength - 1) of a second pass
-        y = self.run(net, x)
-        return y if strength == 1 else y + (strength - 1) * (self.run(net, y) - y)
+    def apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, (strength - 1) of a second pass, the cap
+        y, c = self.run(net, x), self.cfg
+        y = y if strength == 1 else y + (strength - 1) * (self.run(net, y) - y)
+        return audio.cap_bass(y, x, self.spec, c.bass_cap_hz, c.bass_cap_db) if c.bass_cap_hz else y
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
@@ -249,10 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="weights/ or one model folder (default: the repository's weights/)")
     ap.add_argument("--phase", choices=["input", "griffinlim"], default="input",
                     help="phase of the output: the input's, or recovered by Griffin-Lim (default: input)")
-    ap.add_argument("--reconstruct", action="store_true",
-                    help="also write the cycle reconstruction (default: off)")
-    ap.add_argument("--no-level-match", action="store_true",
-                    help="keep the model's output level instead of the input's (default: off)")
+    ap.add_argument("--reconstruct", action="store_true", help="also write the cycle reconstruction (default: off)")
+    ap.add_argument("--no-level-match", action="store_true", help="keep the model's output level, not the input's")
     ap.add_argument("--tone", choices=TONES, default="clean",
                     help="guitar tone of a translation into guitar: clean, or driven through an amp and "
                          "cabinet chain (default: clean)")

@@ -92,3 +92,16 @@ def test_save_then_load_round_trips(tmp_path):
     assert sf.info(tmp_path / "x.wav").subtype == "PCM_16"
     back = audio.load(tmp_path / "x.wav", SPEC.sample_rate)
     assert np.abs(back - wave).max() < 1e-3
+
+
+@pytest.mark.parametrize("to", [np.asarray, torch.as_tensor])
+def test_cap_bass_limits_only_the_low_bins_to_the_input_plus_a_margin(to):
+    spec = SpecConfig()
+    rng = np.random.default_rng(0)
+    x, y = (rng.uniform(-1, 1, (256, 7)).astype(np.float32) for _ in range(2))
+    got = np.asarray(audio.cap_bass(to(y), to(x), spec, 125.0, 6.0))
+    bins = 3  # 0, 49 and 98 Hz lie below 125 Hz (25 kHz / 511 per bin)
+    margin = 6.0 / (spec.db_range / 2)
+    np.testing.assert_allclose(got[:bins], np.minimum(y[:bins], x[:bins] + margin), atol=1e-7)
+    np.testing.assert_array_equal(got[bins:], y[bins:])
+    assert (y[:bins] > x[:bins] + margin).any()  # the cap did bite

@@ -248,3 +248,18 @@ def test_pick_scores_strengths_and_writes_the_winner_into_the_model(tiny_weights
         pick.main([str(model), str(model), "--write-strength"])
     with pytest.raises(SystemExit, match="strength must be between 1 and 2, not 3"):
         pick.main([*args, "--strength", "3"])
+
+
+def test_pick_scores_bass_caps_and_writes_the_winner_with_its_strength(tiny_weights: Path, tiny_corpus: Path,
+                                                                      tiny_classifier: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_weights / "piano_guitar", model)
+    args = [str(model), "--data", str(tiny_corpus), "--classifier", str(tiny_classifier), "--out", str(tmp_path / "p")]
+    assert pick.main([*args, "--bass-cap-hz", "0", "2000", "--write-strength"]) == 0
+    result = json.loads((tmp_path / "p").read_text())
+    assert sorted(result["scores"]) == [f"{model}, cap 0 Hz", f"{model}, cap 2000 Hz"]
+    assert result["scores"][f"{model}, cap 0 Hz"] != result["scores"][f"{model}, cap 2000 Hz"]
+    written = json.loads((model / "config.json").read_text())
+    assert f"{model}, cap {written['bass_cap_hz']:g} Hz" == result["order"][0] and written["strength"] == 1
+    with pytest.raises(SystemExit, match=r"--bass-cap-hz takes frequencies >= 0 \(0: no cap\)"):
+        pick.main([*args, "--bass-cap-hz", "-5"])

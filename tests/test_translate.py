@@ -132,6 +132,18 @@ def test_strength_mixes_in_a_second_pass_on_the_log_scale(translator, piano, str
             translator.translate(piano, strength=bad)
 
 
+def test_the_bass_cap_holds_every_pass_under_its_input_plus_the_margin(tiny_weights, piano):
+    tr = Translator(tiny_weights / "piano_guitar", "cpu")
+    free = tr.translate(piano, reverse=True, strength=1.5)
+    tr.cfg.bass_cap_hz, tr.cfg.bass_cap_db = 300.0, 0.0  # bins 0-6 (up to 294 Hz)
+    res = tr.translate(piano, reverse=True, strength=1.5)
+    m = res.magnitudes
+    assert (m["translated"][:7] <= m["input"][:7] * (1 + 1e-4)).all()
+    assert (m["reconstructed"][:7] <= m["translated"][:7] * (1 + 1e-4)).all()  # the way back is a translation too
+    assert (free.magnitudes["translated"][:7] > m["input"][:7] * 1.01).any()  # uncapped, it rose above the input
+    np.testing.assert_allclose(m["translated"][7:], free.magnitudes["translated"][7:], rtol=1e-5, atol=1e-7)
+
+
 def test_the_cli_writes_a_stronger_translation_and_refuses_a_strength_out_of_range(tiny_weights, example_clips,
                                                                                    tmp_path):
     clip, args = example_clips["piano_1"], ["--direction", "piano2guitar", "--weights", str(tiny_weights)]
