@@ -124,9 +124,9 @@ class Config:
             train=from_known(TrainConfig, d.get("train", {})),
             name_a=d.get("name_a", "a"),
             name_b=d.get("name_b", "b"),
-            strength=float(d.get("strength", 1.0)),
-            bass_cap_hz=float(d.get("bass_cap_hz", 0.0)),
-            bass_cap_db=float(d.get("bass_cap_db", 6.0)),
+            strength=float(d.get("strength", cls.strength)),  # the field defaults, for older configs
+            bass_cap_hz=float(d.get("bass_cap_hz", cls.bass_cap_hz)),
+            bass_cap_db=float(d.get("bass_cap_db", cls.bass_cap_db)),
         )
 
     def save(self, path: Path) -> None:
