@@ -224,7 +224,7 @@ class Live:
         self.app, self.step, self.max_seconds = app, step_seconds, max_seconds
         self.channels: dict[str, Channel] = {}
         for d in app.directions.values():  # probe each generator's reach now, not in a visitor's first chunk:
-            reach(app.translators[d.model_dir], d.reverse, 1.0)  # as live streams call it (one pass)
+            reach(app.translators[d.model_dir], d.reverse)  # one pass, as the Live tab streams
 
     def start(self, request: gr.Request) -> None:
         self.channels[request.session_hash] = Channel()

@@ -31,13 +31,17 @@ from .translate import Translator
 WINDOW_FRAMES = 4  # how far the STFT and the overlap-add reach, in frames, past a generator's own reach
 
 
-@lru_cache(maxsize=8)
 def reach(translator: Translator, reverse: bool, strength: float = 1.0, tol: float = 1e-6,
           frames: int | None = None) -> int:
     """Frames either side over which one input frame changes a translation at `strength` by more than
     `tol` (model units; 1e-6 is ~1e-4 dB, far below what a 16-bit output can show): measured
     by flipping one frame. The strict receptive field is wider, but its edge adds nothing audible,
-    and every frame of reach is latency."""
+    and every frame of reach is latency. Cached: however it is called, one probe per setting."""
+    return _probe(translator, bool(reverse), float(strength), float(tol), frames)
+
+
+@lru_cache(maxsize=8)
+def _probe(translator: Translator, reverse: bool, strength: float, tol: float, frames: int | None) -> int:
     net, _ = translator.generator(reverse)
     frames = frames or max(512, 4 * math.ceil(strength) * reach_bound(translator.cfg.model))
     x = torch.linspace(-1, 1, translator.spec.n_freq * frames).reshape(translator.spec.n_freq, frames).sin()
@@ -52,6 +56,9 @@ def reach(translator: Translator, reverse: bool, strength: float = 1.0, tol: flo
     if far >= mid - 1:
         raise ValueError(f"the generator reaches past {mid} frames; probe with more frames")
     return far
+
+
+reach.cache_info, reach.cache_clear = _probe.cache_info, _probe.cache_clear  # lru_cache's own interface
 
 
 class StreamingTranslator:

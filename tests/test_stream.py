@@ -81,6 +81,15 @@ def test_context_covers_the_generators_reach(translator: Translator) -> None:
         StreamingTranslator(translator, strength=2.5)
 
 
+def test_reach_probes_once_however_it_is_called(translator: Translator) -> None:
+    reach.cache_clear()
+    first = reach(translator, True)
+    assert [reach(translator, True, 1.0), reach(translator, 1, strength=1), reach(translator, True, 1, 1e-6)] == [first] * 3
+    assert reach.cache_info().misses == 1 and reach.cache_info().hits == 3
+    reach(translator, True, 1.5)
+    assert reach.cache_info().misses == 2  # another strength is another probe
+
+
 def test_adaptive_gain_follows_the_loudest_sample(translator: Translator, clip: np.ndarray) -> None:
     st = StreamingTranslator(translator)
     assert st.gain() == 1.0  # nothing heard yet
