@@ -76,8 +76,8 @@ class TrainConfig:
     cycle_loss: str = "log"
     # Steps at the start of a run in which only the discriminators learn. A fine-tune
     # (train.py --init-from) starts with random discriminators, whose first gradients
-    # knock a trained generator off course; a warm-up lets them learn its fakes first (it does
-    # not keep the transfer either: docs/evaluation.md).
+    # knock a trained generator off course; a warm-up lets them learn its fakes first, but
+    # measured, even 2000 steps did not keep the transfer (docs/evaluation.md).
     d_warmup: int = 0
     pool_size: int = 50
     # With twin folders (train.py --b-twins), the share of B inputs to the B->A generator that are
