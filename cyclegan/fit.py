@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from tqdm import tqdm
 
 from . import audio, plots, store, weights
@@ -205,14 +206,15 @@ def _start(run: Run) -> None:
         check_data(run, found)
         restore(run, found)
     elif opts.init_from:
-        _init_generators(run, opts.init_from)
+        _init_from(run, opts.init_from)
     if opts.compile:
         run.model.compile()
 
 
-def _init_generators(run: Run, model_dir: Path) -> None:
+def _init_from(run: Run, model_dir: Path) -> None:
     """Start from an exported model's generators; long blocks it lacks start as the identity,
-    so the fine-tune starts from the exported model's very output."""
+    so the fine-tune starts from the exported model's very output. Its discriminators, where it
+    has them and they fit, come too: fresh ones cost most of the translation first."""
     cfg, start = weights.load(model_dir)
     missing, unexpected = run.model.gens.load_state_dict(start.state_dict(), strict=False)
     grown = run.cfg.model.long_blocks - cfg.model.long_blocks
@@ -221,9 +223,25 @@ def _init_generators(run: Run, model_dir: Path) -> None:
         raise RunError(f"--init-from {model_dir}: its generators do not fit this model "
                        f"(long_blocks {cfg.model.long_blocks} -> {run.cfg.model.long_blocks}; "
                        f"unexpected {unexpected[:3]}, missing {missing[:3]})")
+    critics = _init_discriminators(run, Path(model_dir) / weights.DISCS_FILE)
     if run.rank == 0:
         grew = f", {grown} long block(s) added as the identity" if grown else ""
-        print(f"generators from {model_dir}{grew}; discriminators and optimisers start fresh")
+        print(f"generators from {model_dir}{grew}; {critics}")
+
+
+def _init_discriminators(run: Run, path: Path) -> str:
+    if not path.is_file():
+        return "discriminators and optimisers start fresh (it has no discriminators)"
+    try:
+        tensors = store.read_tensors(path)
+    except (OSError, SafetensorError) as e:
+        raise RunError(f"--init-from: {path} is unreadable ({e}): delete it to start the "
+                       "discriminators fresh") from None
+    try:
+        run.model.discs.load_state_dict(tensors)
+    except RuntimeError:  # another --ndf or --d-layers: a shape mismatch
+        return "discriminators and optimisers start fresh (its discriminators do not fit --ndf/--d-layers)"
+    return "discriminators from it too; optimisers start fresh"
 
 
 def fit(cfg: Config, opts: RunOptions, probe: Probe | None = None) -> CycleGAN:
@@ -273,7 +291,7 @@ def _finish(run: Run, why: str) -> None:
 
 def _export(run: Run, dest: Path) -> Path:
     try:
-        return weights.export(dest, run.model.gens, run.cfg)
+        return weights.export(dest, run.model.gens, run.cfg, run.model.discs)
     except OSError as e:
         raise store.write_failure(e, f"the exported model to {dest}",
                                   f"{run.standing()}: make room, then rerun with --resume") from None

@@ -1,4 +1,5 @@
-"""Exported models: two generators as safetensors plus the config as JSON, in weights/<name>/."""
+"""Exported models: two generators as safetensors plus the config as JSON, in weights/<name>/
+(and optionally the run's discriminators, for fine-tunes)."""
 from __future__ import annotations
 
 import json
@@ -13,14 +14,21 @@ from .models import Generators
 from .store import REPO_ROOT, atomic_write_text, read_tensors, require_files, write_tensors
 
 WEIGHTS_FILE, CONFIG_FILE = "generators.safetensors", "config.json"
+DISCS_FILE = "discriminators.safetensors"  # optional: only training (`--init-from`) reads it
 DEFAULT_ROOT = REPO_ROOT / "weights"
 EXPORT_HINT = "export a model with `python train.py --export NAME`"
 
 
-def export(out_dir: Path, gens: Generators, cfg: Config) -> Path:
+def export(out_dir: Path, gens: Generators, cfg: Config, discs: torch.nn.Module | None = None) -> Path:
+    """The generators and config; with `discs`, the run's discriminators too, so that a fine-tune
+    can go on against the critics its generators were trained with rather than fresh ones."""
     out_dir = Path(out_dir)
-    tensors = {k: v.float() for k, v in gens.state_dict().items()}
-    write_tensors(out_dir / WEIGHTS_FILE, tensors, {"name_a": cfg.name_a, "name_b": cfg.name_b})
+    names = {"name_a": cfg.name_a, "name_b": cfg.name_b}
+    write_tensors(out_dir / WEIGHTS_FILE, {k: v.float() for k, v in gens.state_dict().items()}, names)
+    if discs is None:
+        (out_dir / DISCS_FILE).unlink(missing_ok=True)  # never leave another run's critics beside these
+    else:
+        write_tensors(out_dir / DISCS_FILE, {k: v.float() for k, v in discs.state_dict().items()}, names)
     cfg.save(out_dir / CONFIG_FILE)
     return out_dir
 

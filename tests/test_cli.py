@@ -99,6 +99,28 @@ def test_init_from_starts_a_new_run_from_exported_generators(toy_domains, tmp_pa
     assert r.returncode != 0 and "generators.safetensors is missing" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_init_from_keeps_the_exported_discriminators_where_they_fit(toy_domains, tmp_path):
+    a, b = toy_domains
+    common = ["train.py", "--domain-a", a, "--domain-b", b, "--cache-dir", tmp_path / "cache",
+              "--weights-root", tmp_path / "w", *TINY]
+    assert run(*common, "--steps", "1", "--out", tmp_path / "base", "--export", "base").returncode == 0
+    base = tmp_path / "w" / "base"
+    r = run(*common, "--steps", "0", "--out", tmp_path / "ft", "--export", "ft", "--init-from", base)
+    assert r.returncode == 0 and "discriminators from it too; optimisers start fresh" in r.stdout, r.stderr
+    d0, d1 = (load_file(tmp_path / "w" / n / "discriminators.safetensors") for n in ("base", "ft"))
+    assert d0.keys() == d1.keys() and len(d0) > 0 and all(torch.equal(d0[k], d1[k]) for k in d0)
+    r = run(*common[:-2], "--crop-frames", "32", "--steps", "0", "--out", tmp_path / "deep", "--init-from", base,
+            "--d-layers", "2")
+    assert r.returncode == 0 and "its discriminators do not fit --ndf/--d-layers" in r.stdout, r.stderr
+    (base / "discriminators.safetensors").write_bytes(b"\0" * 64)
+    r = run(*common, "--steps", "0", "--out", tmp_path / "bad", "--init-from", base)
+    assert r.returncode != 0 and "discriminators.safetensors is unreadable" in r.stderr, r.stderr
+    assert "delete it to start the discriminators fresh" in r.stderr and "Traceback" not in r.stderr
+    (base / "discriminators.safetensors").unlink()
+    r = run(*common, "--steps", "0", "--out", tmp_path / "none", "--init-from", base)
+    assert r.returncode == 0 and "start fresh (it has no discriminators)" in r.stdout, r.stderr
+
+
 def torchrun(*args):
     return run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *args, timeout=600)
 

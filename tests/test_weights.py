@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from cyclegan import weights
-from cyclegan.models import Generators
+from cyclegan.models import Discriminators, Generators
+from cyclegan.store import read_tensors
 from conftest import tiny_config
 
 
@@ -28,6 +29,18 @@ def test_export_writes_float32_safetensors_that_load_back_exactly(tmp_path: Path
     for (k, v), (k2, w) in zip(gens.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and w.dtype == torch.float32 and torch.equal(v, w)
     assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_export_writes_the_discriminators_when_given_and_never_leaves_stale_ones(tmp_path: Path):
+    cfg = tiny_config()
+    discs = Discriminators(cfg)
+    weights.export(tmp_path / "m", Generators(cfg), cfg, discs)
+    saved = read_tensors(tmp_path / "m" / weights.DISCS_FILE)
+    assert saved.keys() == discs.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in discs.state_dict().items())
+    weights.export(tmp_path / "m", Generators(cfg), cfg)  # another export without them: theirs must go
+    assert not (tmp_path / "m" / weights.DISCS_FILE).exists()
+    weights.load(tmp_path / "m")  # serving needs only the generators
 
 
 def test_a_folder_without_weights_says_how_to_make_them(tmp_path: Path):
