@@ -24,13 +24,17 @@ def export(out_dir: Path, gens: Generators, cfg: Config, discs: torch.nn.Module 
     can go on against the critics its generators were trained with rather than fresh ones."""
     out_dir = Path(out_dir)
     names = {"name_a": cfg.name_a, "name_b": cfg.name_b}
-    write_tensors(out_dir / WEIGHTS_FILE, {k: v.float() for k, v in gens.state_dict().items()}, names)
+    write_tensors(out_dir / WEIGHTS_FILE, _float32(gens), names)
     if discs is None:
         (out_dir / DISCS_FILE).unlink(missing_ok=True)  # never leave another run's critics beside these
     else:
-        write_tensors(out_dir / DISCS_FILE, {k: v.float() for k, v in discs.state_dict().items()}, names)
+        write_tensors(out_dir / DISCS_FILE, _float32(discs), names)
     cfg.save(out_dir / CONFIG_FILE)
     return out_dir
+
+
+def _float32(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in module.state_dict().items()}
 
 
 def read_config(model_dir: Path) -> Config:
