@@ -205,6 +205,7 @@ def test_pick_scores_models_and_writes_the_ranking(tiny_weights: Path, tiny_corp
                       "--out", str(tmp_path / "pick.json")]) == 0
     result = json.loads((tmp_path / "pick.json").read_text())
     assert result["order"] == [model] and f"| {model} |" in capsys.readouterr().out
+    assert result["rule"] == {"min_transfer": 0.9, "min_chroma": 0.85}
     row = result["scores"][model]
     assert set(row) == {"piano2guitar", "guitar2piano"}
     for d in row.values():
@@ -219,6 +220,10 @@ def test_pick_rule_prefers_passing_models_then_lower_distance() -> None:
     assert pick.rank(rows, 0.8, 0.8) == ["close_but_weak", "better", "good", "weakest"]
     rows["as_weak_but_closer"] = row(0.5, 7.0)
     assert pick.rank(rows, 0.9, 0.8)[-2:] == ["as_weak_but_closer", "weakest"]
+    # a model whose chroma falls below the bar's 0.85 does not pass by default, however close it is
+    rows["off_key"] = {**row(0.95, 9.5), "a2b": {"transfer": 0.95, "chroma": 0.83, "lsd": 9.5}}
+    assert pick.rank(rows, 0.9, 0.8)[0] == "off_key"
+    assert pick.rank(rows, pick.MIN_TRANSFER, pick.MIN_CHROMA)[:2] == ["better", "good"]
 
 
 def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> None:
