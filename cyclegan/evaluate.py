@@ -47,7 +47,10 @@ METHODS = ("model", "identity", "eq")
 CLIP_METRICS = ("cycle_error", "transfer_accuracy", "chroma", "onset_f")
 COLUMNS = (("cycle_error", "cycle err", "{:.4f}"), ("transfer_accuracy", "transfer acc", "{:.3f}"),
            ("chroma", "chroma sim", "{:.3f}"), ("onset_f", "onset F", "{:.3f}"),
-           ("paired_lsd_db", "paired LSD dB", "{:.2f}"), ("frechet", "FD", "{:.1f}"))
+           ("paired_lsd_db", "paired LSD dB", "{:.2f}"), ("paired_chroma", "paired chroma", "{:.3f}"),
+           ("frechet", "FD", "{:.1f}"))
+PAIRED_METRICS = ("paired_lsd_db", "paired_chroma")  # against the true target of a pair; identity's chroma there
+# is the true target's own against the input: what the chroma column's 1.0 would be for a perfect translation
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Judge:
 @dataclass
 class Rows:
     values: dict[str, dict[str, list[float]]] = field(
-        default_factory=lambda: {m: {k: [] for k in (*CLIP_METRICS, "paired_lsd_db")} for m in METHODS})
+        default_factory=lambda: {m: {k: [] for k in (*CLIP_METRICS, *PAIRED_METRICS)} for m in METHODS})
     embeddings: dict[str, list[np.ndarray]] = field(default_factory=lambda: {m: [] for m in METHODS})
     groups: list[str] = field(default_factory=list)
 
@@ -112,7 +115,9 @@ def _score_pairs(j: Judge, d: weights.Direction, pairs: list[dict[str, Path]], r
             w_ref = audio.load(ref, sr)
             for m, (out, _) in outs.items():
                 out = apply_tone(out, sr, t) if t != "clean" else out
-                rows[key].values[m]["paired_lsd_db"].append(log_spectral_distance(out, w_ref, j.tr.spec))
+                v = rows[key].values[m]
+                v["paired_lsd_db"].append(log_spectral_distance(out, w_ref, j.tr.spec))
+                v["paired_chroma"].append(chroma_similarity(w_ref, out, sr))
 
 
 def _reference_embeddings(j: Judge, files: list[Path]) -> np.ndarray:

@@ -41,7 +41,7 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
     result = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     md = (tmp_path / "out" / "evaluation.md").read_text()
     assert md in table and "| piano2guitar | identity |" in md and "| guitar2piano | eq |" in md
-    assert all(f"### {name}" in md for name in layout.EVAL_SETS) and "| FD |" in md
+    assert all(f"### {name}" in md for name in layout.EVAL_SETS) and "| FD |" in md and "| paired chroma |" in md
     assert list(result["sets"]) == list(layout.EVAL_SETS)
     for r in [result, *result["sets"].values()]:
         assert set(r["directions"]) == {"piano2guitar", "piano2guitar_driven", "guitar2piano"}
@@ -52,7 +52,7 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
                 assert fd is None if r is result else fd >= -1e-6, fd
                 assert all(v is not None and math.isfinite(v) for v in vals.values()), vals
                 assert vals["cycle_error"] >= 0 and vals["paired_lsd_db"] >= 0
-                for k in ("transfer_accuracy", "chroma", "onset_f"):
+                for k in ("transfer_accuracy", "chroma", "onset_f", "paired_chroma"):
                     assert 0 <= vals[k] <= 1 + 1e-9, (k, vals[k])
             assert methods["identity"]["cycle_error"] == 0.0
             assert methods["eq"]["cycle_error"] < 0.05  # the inverse EQ undoes the EQ but for clipping
@@ -60,6 +60,10 @@ def test_evaluation_end_to_end(tiny_weights: Path, tiny_corpus: Path, tiny_class
         # the driven rows put every method through the same chain, and compare with driven guitars
         d, c = r["directions"]["piano2guitar_driven"], r["directions"]["piano2guitar"]
         assert d["identity"]["paired_lsd_db"] != c["identity"]["paired_lsd_db"]
+        # identity's paired chroma is the true target's against the input: the same pairs seen from either side
+        g = r["directions"]["guitar2piano"]
+        assert c["identity"]["paired_chroma"] == pytest.approx(g["identity"]["paired_chroma"])
+        assert c["identity"]["paired_chroma"] < 1 and c["model"]["paired_chroma"] != c["identity"]["paired_chroma"]
         assert set(r["transfer_by_input"]["guitar2piano"]) == {"clean/jazz", "overdriven/distorted"}
         assert "2 note-identical" in r["description"]  # --max-clips also limits the pairs
         for key, gains in r["paired_lsd_gain"].items():
