@@ -4,7 +4,7 @@
 
 A thin layout over `cyclegan.handlers` (which uses the Translator, the streaming translator and plots); all
 signal processing lives in the package. The `translate` API endpoint takes (audio file,
-direction, phase, match level, tone, strength); only the first two are required.
+direction, phase, match level, tone, strength, decay); only the first two are required.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 # Before gradio is imported: no telemetry or version checks, so the app also works offline.
@@ -70,6 +71,12 @@ def _follow_direction(app: App, direction: gr.Radio, tone: gr.Radio) -> None:
                      direction, tone, queue=False, api_visibility="private")
 
 
+def _offers_decay(app: App, value: str) -> bool:
+    """Whether a direction ends on the instrument its model can decay (`decay_into` in its config.json)."""
+    d = app.direction(value)
+    return app.translators[d.model_dir].cfg.decay_into == d.target
+
+
 def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     with gr.Row(equal_height=True):
         direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
@@ -81,6 +88,12 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
                          elem_id="strength",
                          info="Above 1, the model runs again on its own output: more of the target instrument "
                               "(a guitar that stays a guitar turns more often), less of the input's notes kept.")
+    decays = partial(_offers_decay, app)
+    decay = gr.Checkbox(False, label="Decay like a struck string", elem_id="decay", visible=decays(first.value),
+                        info="Held notes fade as a piano's do: more held guitar chords become piano, "
+                             "at some cost to the notes kept (docs/evaluation.md).")
+    direction.change(lambda v: gr.update(visible=decays(v), value=False), direction, decay, queue=False,
+                     api_visibility="private")
     with gr.Accordion("Advanced options", open=False):
         phase = gr.Radio(PHASES, value="input", label="Phase of the output")
         level = gr.Checkbox(value=True, label="Match the output level to the input")
@@ -104,17 +117,19 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
     changes = gr.State()
 
     def translate(audio: str | None, direction: str | None, phase: str = "input", match_level: bool = True,
-                  tone: str = "clean", strength: float | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
+                  tone: str = "clean", strength: float | None = None, decay: bool = False,
+                  progress: gr.Progress = gr.Progress()) -> tuple:
         """Translate a clip; returns translated wav, reconstructed wav, input/translated/reconstructed
         spectrogram PNGs and a one-line summary (tone: "clean" or "driven", into guitar only;
-        strength: 1 to 2, where 2 runs the model again on its own output; None: the model's own)."""
-        return app.translate(audio, direction, phase, match_level, tone, strength, progress)
+        strength: 1 to 2, where 2 runs the model again on its own output; None: the model's own;
+        decay: held notes fade like a struck string's, into piano only)."""
+        return app.translate(audio, direction, phase, match_level, tone, strength, progress, decay=decay)
 
     def check(audio: str | None) -> tuple:
         """At upload: refuse a bad file at once, and clear the outputs of the previous clip."""
         return (None,) * 5 + (app.check(audio), None, None)
 
-    inputs, shown = [inp, direction, phase, level, tone, strength], [out_t, out_r, *images, summary]
+    inputs, shown = [inp, direction, phase, level, tone, strength, decay], [out_t, out_r, *images, summary]
     cleared = [*shown, diff, curves]
     clear = (lambda: (None,) * N_OUTPUTS, None, cleared)
     # One concurrency group for every path into the model, so at most CONCURRENCY run at once.

@@ -188,6 +188,42 @@ def cap_bass(y: Any, x: Any, spec: SpecConfig, hz: float, margin_db: float) -> A
     return y - low * (y - x - margin_db / (spec.db_range / 2)).clip(min=0)
 
 
+DECAY_RISE_DB, DECAY_HOLD = 6.0, 4  # an onset in a bin: its input rises 6 dB over two frames; the line restarts for 4
+DECAY_FOLLOW_DB = 40.0  # a line is followed until it is this far past the cut limit: bounded memory, so segments join
+
+
+def decay_scale(spec: SpecConfig) -> np.ndarray:
+    """Each bin's share of the decay set at 500 Hz: sqrt(f / 500 Hz), 0.5-3x (upper partials die first)."""
+    return np.clip(np.sqrt(np.arange(spec.n_freq) * spec.sample_rate / spec.n_fft / 500), 0.5, 3.0)
+
+
+def decay_lookback(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> int:
+    """Frames back that one output frame of `decay` depends on (its slowest line's span)."""
+    first = min(math.ceil(min_hz * spec.n_fft / spec.sample_rate), spec.n_freq - 1)
+    return math.ceil((max_db + DECAY_FOLLOW_DB / decay_scale(spec)[first]) / db_s * spec.sample_rate / spec.hop_length)
+
+
+def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> Any:
+    """`y` (a translation of `x`, model scale, torch or numpy) under a struck string's decay: in each
+    bin from `min_hz` up, at most a line falling `db_s` dB/s from its level at `x`'s last onset in
+    that bin, and at most `max_db` below itself (both at 500 Hz, times `decay_scale`). A held guitar
+    note keeps its flat sustain through the generators, whose reach is shorter than the note."""
+    unit, k, scale = spec.db_range / 2, decay_lookback(spec, db_s, max_db, min_hz), decay_scale(spec)[:, None]
+    yn, xn = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, np.float64) for v in (y, x))
+    rise = np.ones(xn.shape, bool)
+    rise[:, 2:] = xn[:, 2:] - xn[:, :-2] > DECAY_RISE_DB / unit
+    onset = rise.copy()
+    for j in range(1, DECAY_HOLD):
+        onset[:, j:] |= rise[:, :-j]
+    r, t = db_s * scale * spec.hop_length / spec.sample_rate / unit, np.arange(yn.shape[1])  # per frame
+    z = np.pad(np.where(onset, yn + r * t, -np.inf), ((0, 0), (k, 0)), constant_values=-np.inf)
+    cap = np.lib.stride_tricks.sliding_window_view(z, k + 1, axis=1).max(-1) - r * t  # the highest live line
+    floor = np.minimum(yn, np.maximum(yn - max_db * scale / unit, -1))  # the cut limit, not below the model's floor
+    out = np.where(np.arange(yn.shape[0])[:, None] >= math.ceil(min_hz * spec.n_fft / spec.sample_rate),
+                   np.maximum(np.minimum(yn, cap), floor), yn).astype(np.float32)
+    return torch.from_numpy(out) if isinstance(y, torch.Tensor) else out
+
+
 def normalise(wave: np.ndarray) -> tuple[np.ndarray, float]:
     """Peak-normalise so the model always sees the same level; returns the gain used."""
     peak = float(np.abs(wave).max()) if wave.size else 0.0

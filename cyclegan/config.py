@@ -113,6 +113,12 @@ class Config:
     # bass_cap_hz stay at most bass_cap_db over its input's (0 Hz: off; set by `pick --bass-cap-hz`)
     bass_cap_hz: float = 0.0
     bass_cap_db: float = 6.0
+    # a held guitar note outlasts the generators' reach and stays flat; a struck string decays. On request
+    # (translate's `decay`), translations into decay_into ("": none) get audio.decay with these settings
+    decay_into: str = ""
+    decay_db_s: float = 40.0
+    decay_max_db: float = 10.0
+    decay_min_hz: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +134,8 @@ class Config:
             strength=float(d.get("strength", cls.strength)),  # the field defaults, for older configs
             bass_cap_hz=float(d.get("bass_cap_hz", cls.bass_cap_hz)),
             bass_cap_db=float(d.get("bass_cap_db", cls.bass_cap_db)),
+            decay_into=str(d.get("decay_into", cls.decay_into)),
+            **{k: float(d.get(k, getattr(cls, k))) for k in ("decay_db_s", "decay_max_db", "decay_min_hz")},
         )
 
     def save(self, path: Path) -> None:

@@ -62,9 +62,11 @@ class Judge:
     tones: tuple[str, ...]
     progress: bool = True
     strength: float = 1.0  # Translator.translate's
+    decay: bool = False  # Translator.translate's, on the translations into the model's decay_into
 
     def outputs(self, wave: np.ndarray, reverse: bool) -> dict[str, tuple[np.ndarray, float]]:
-        t = self.tr.translate(wave, reverse, spectrograms=False, strength=self.strength)
+        decay = self.decay and self.tr.target(reverse) == self.tr.cfg.decay_into
+        t = self.tr.translate(wave, reverse, spectrograms=False, strength=self.strength, decay=decay)
         return {"model": (t.translated, t.cycle_error), "identity": (wave, 0.0), "eq": self.eq.translate(wave, reverse)}
 
     def variants(self, d: weights.Direction) -> list[tuple[str, str]]:
@@ -174,7 +176,7 @@ def _realtime_factor(tr: Translator, files: list[Path], reverse: bool) -> float:
 
 def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int | None = None,
              eq_files: int = 200, progress: bool = True, tones: tuple[str, ...] = ("clean",),
-             strength: float | None = None) -> dict:
+             strength: float | None = None, decay: bool = False) -> dict:
     """The in-distribution figures at the top level (as the app reads them), the held-out sets under "sets"."""
     tr = Translator(model_dir)
     strength = tr.cfg.strength if strength is None else strength
@@ -182,12 +184,14 @@ def evaluate(model_dir: Path, data: Path, classifier: Classifier, max_clips: int
     missing = [n for n in names if n not in classifier.classes]
     if missing:
         raise ValueError(f"the classifier knows {classifier.classes}, not {missing}")
+    if decay and tr.cfg.decay_into not in names:
+        raise ValueError(f"--decay: this model's config.json names no instrument to decay into ({tr.cfg.decay_into!r})")
     train_files = {n: split(list_audio(data / n), tr.cfg.train)[0] for n in names}
     eq = EQBaseline(*(mean_spectrum(train_files[n][:eq_files], tr.spec) for n in names), tr.spec)
-    j = Judge(tr, eq, classifier, tones, progress, strength)
+    j = Judge(tr, eq, classifier, tones, progress, strength, decay)
     main_set = corpus_set(data, names, tr.cfg.train, max_clips)
     result = {"model": repo_relative(model_dir), "data": repo_relative(data), "names": list(names),
-              "tones": list(tones), "strength": strength, **evaluate_set(j, main_set, model_dir),
+              "tones": list(tones), "strength": strength, "decay": decay, **evaluate_set(j, main_set, model_dir),
               "eq_baseline": f"mean spectra of {min(eq_files, len(train_files[names[0]]))} + "
                              f"{min(eq_files, len(train_files[names[1]]))} training clips",
               "classifier": {k: classifier.info.get(k) for k in
@@ -261,12 +265,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="also score piano->guitar in this tone (repeatable); clean is always scored")
     ap.add_argument("--strength", type=float,
                     help="translate --strength (default: the model's); --update-model takes the default only")
+    ap.add_argument("--decay", action="store_true", help="translate --decay on the translations into the model's "
+                    "decay_into (default: off, as the app); not with --update-model")
     ap.add_argument("--max-clips", type=int, help="at most this many clips per folder (and pairs) of each set")
     ap.add_argument("--eq-files", type=int, default=200, help="training clips per domain for the EQ baseline")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     a = ap.parse_args(argv)
-    if a.update_model and a.strength is not None:
-        raise SystemExit("error: --update-model records the model's own strength (the app's default); drop --strength")
+    if a.update_model and (a.strength is not None or a.decay):
+        raise SystemExit("error: --update-model records the model's own defaults (the app's); drop --strength and --decay")
     torch.set_num_threads(a.threads)
     models = weights.find_models(a.weights)
     if len(models) != 1:
@@ -274,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     tones = tuple(dict.fromkeys(["clean", *a.tone]))
     try:
         result = evaluate(models[0], a.data, Classifier.load(a.classifier), a.max_clips, a.eq_files, tones=tones,
-                          strength=a.strength)
+                          strength=a.strength, decay=a.decay)
     except (FileNotFoundError, ValueError) as e:  # DataError and AudioError are ValueErrors
         raise SystemExit(f"error: {e}") from None
     outs = [a.out or REPO_ROOT / "runs" / "evaluation" / models[0].name] + [models[0]] * a.update_model

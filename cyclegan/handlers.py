@@ -104,7 +104,7 @@ class App:
 
     def translate(self, audio_path: str | None, direction: str | None, phase: str = "input",
                   match_level: bool = True, tone: str = "clean", strength: float | None = None,
-                  progress=None) -> tuple:
+                  progress=None, decay: bool = False) -> tuple:
         """The one handler behind the button, the examples and the API. Bad input -> gr.Error."""
         if progress is None:  # a gr.Progress is falsy (its len is 0): test for None, not truth
             progress = lambda *a, **k: None  # noqa: E731
@@ -116,12 +116,14 @@ class App:
         except ValueError:
             raise gr.Error(f"Strength {strength!r} is out of range; use 1 (one pass) to 2 (two).") from None
         tr = self.translators[d.model_dir]
+        if decay and tr.cfg.decay_into != d.target:
+            raise gr.Error(f"Decay shapes translations into {tr.cfg.decay_into or 'no instrument'}, not {d.label}.")
         progress(0.0, desc="Reading audio")
         wave, notes = self.read(audio_path, tr.spec.sample_rate)
         for note in notes:
             gr.Warning(note)
         try:
-            res = tr.translate(wave, d.reverse, phase, match_level, tone=tone, strength=strength,
+            res = tr.translate(wave, d.reverse, phase, match_level, tone=tone, strength=strength, decay=decay,
                                progress=lambda f, stage: progress(0.05 + 0.85 * f, desc=stage.capitalize()))
         except audio.AudioError as e:
             raise gr.Error(f"Cannot use this audio: {e}") from None

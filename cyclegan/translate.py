@@ -67,8 +67,7 @@ class Translator:
     `margin_frames()` needs), so the kept middles join exactly and memory does not grow with
     the clip (beyond the audio, and the spectrograms when they are asked for).
 
-    workers > 1 translates that many segments at a time on threads (the app: a short clip cut in
-    two uses both cores); the result equals the one-by-one translation to float rounding.
+    workers > 1 translates that many segments at a time on threads: one by one's result to float rounding.
 
     backend="onnx" runs the exported graphs (<model_dir>/onnx/) with onnxruntime on the CPU, with
     a numpy STFT: the same audio to float32 rounding (docs/onnx.md). "torch" is the reference.
@@ -93,10 +92,12 @@ class Translator:
         self.edge = -(-(self.spec.n_fft // 2) // self.spec.hop_length)  # frames the STFT's window spans
         self.segment, self.workers = segment_frames, max(1, workers)
 
-    def margin_frames(self, strength: float = 1.0) -> int:
+    def margin_frames(self, strength: float = 1.0, decay: bool = False) -> int:
         """Context either side of a segment: past the reach of every generator on the way there and
-        back and of the STFT window, on the encoder's stride grid (so segments join exactly)."""
-        need = max(self.margin, 2 * math.ceil(strength) * self.reach + self.edge)
+        back, of the decay and of the STFT window, on the encoder's stride grid (segments join exactly)."""
+        c = self.cfg
+        back = audio.decay_lookback(self.spec, c.decay_db_s, c.decay_max_db, c.decay_min_hz) if decay else 0
+        need = max(self.margin, 2 * math.ceil(strength) * self.reach + back + self.edge)
         return -(-need // self.grid) * self.grid
 
     def generator(self, reverse: bool) -> tuple[Any, Any]:
@@ -116,22 +117,22 @@ class Translator:
 
     def translate(self, wave: np.ndarray, reverse: bool = False, phase: str = "input", match_level: bool = True,
                   progress: Progress | None = None, spectrograms: bool = True, tone: str = "clean",
-                  reconstruct: bool = True, strength: float | None = None) -> Translation:
+                  reconstruct: bool = True, strength: float | None = None, decay: bool = False) -> Translation:
         """`wave`: mono float at the model's rate (see `audio.load` / `audio.conform`).
 
         spectrograms=False leaves `magnitudes` empty (the CLI), so memory stays bounded.
         tone: the guitar tone of a translation into guitar (`tone.TONES`); the spectrograms
         and the reconstruction are those of the clean translation the tone starts from.
-        reconstruct=False skips the way back (half the work): `reconstructed` is then empty
-        and `cycle_error` NaN; the translation is the same, bit for bit.
+        reconstruct=False skips the way back (half the work): no `reconstructed`, NaN `cycle_error`, same translation.
         strength in [1, 2]: 1 runs each generator once, 2 again on its own output (more target, less
-        input kept), mixed on the log scale between; None: the model's own (`Config.strength`)."""
+        input kept), mixed on the log scale between; None: the model's own (`Config.strength`).
+        decay: a struck string's decay on a translation into `Config.decay_into` (audio.decay)."""
         start = time.perf_counter()
         strength = self.cfg.strength if strength is None else strength
-        self._check(wave, reverse, phase, tone, strength)
+        self._check(wave, reverse, phase, tone, strength, decay)
         normalised, _ = audio.normalise(wave)  # once for the clip: every segment at the same gain
         hop, n, fe = self.spec.hop_length, len(wave), self.front
-        seg, margin = self.segment * hop, self.margin_frames(strength) * hop  # multiples of the hop: one frame grid
+        seg, margin = self.segment * hop, self.margin_frames(strength, decay) * hop  # multiples of the hop: one grid
         starts = range(0, n, seg)
         names = SPECTROGRAMS if reconstruct else SPECTROGRAMS[:2]
         outs = [np.zeros(n, np.float32) for _ in names[1:]]
@@ -142,7 +143,7 @@ class Translator:
         def one(i: int, step: Progress | None) -> tuple[list[Any], list[np.ndarray]]:
             s, lo, hi, end = plan[i]
             frames = slice((s - lo) // hop, (end - lo) // hop if end < n else None)  # frames centred in [s, end)
-            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct, strength)
+            return self._pass(normalised[lo:hi], reverse, frames, phase == "input", step, reconstruct, strength, decay)
 
         for (s, lo, hi, end), (specs, waves) in zip(plan, self._map(one, len(plan), progress)):
             for out, w in zip(outs, waves):
@@ -189,7 +190,7 @@ class Translator:
             for task in tasks:
                 yield task.result()
 
-    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str, strength: float) -> None:
+    def _check(self, wave: np.ndarray, reverse: bool, phase: str, tone: str, strength: float, decay: bool) -> None:
         audio.check_usable(wave, self.spec.sample_rate, MIN_SECONDS)
         check_strength(strength)
         if phase not in ("input", "griffinlim"):
@@ -197,47 +198,42 @@ class Translator:
         if tone != "clean" and not has_tones(self.target(reverse)):
             raise ValueError(f"a tone applies to translations into {', '.join(TONE_TARGETS)}, "
                              f"not into {self.target(reverse)}")
+        if decay and self.target(reverse) != self.cfg.decay_into:  # the model's config.json names it
+            raise ValueError(f"the decay applies to translations into {self.cfg.decay_into or 'none'}, "
+                             f"not {self.target(reverse)}")
 
     def _pass(self, piece: np.ndarray, reverse: bool, frames: slice, synthesise: bool,
-              progress: Progress | None, reconstruct: bool, strength: float) -> tuple[list[Any], list[np.ndarray]]:
+              progress: Progress | None, reconstruct: bool, strength: float,
+              decay: bool = False) -> tuple[list[Any], list[np.ndarray]]:
         """One segment with its margins: ([input, translated(, reconstructed)] cut to `frames`,
         [translated(, reconstructed)] waveforms with the input phase, margins included)."""
         fwd, back = self.generator(reverse)
         x, angle = self.front.analyse(piece, self.spec)
-        if progress:
-            progress(0.0, "translating")
-        outs = [self.apply(fwd, x, strength)]
+        say = progress or (lambda share, stage: None)
+        say(0.0, "translating")
+        outs = [self.apply(fwd, x, strength, decay)]
         if reconstruct:
-            if progress:
-                progress(0.5, "reconstructing")
+            say(0.5, "reconstructing")
             outs.append(self.apply(back, outs[0], strength))
-        if progress:
-            progress(1.0, "reconstructing" if reconstruct else "translating")
+        say(1.0, "reconstructing" if reconstruct else "translating")
         waves = [self.front.synthesise(y, angle, self.spec, len(piece)) for y in outs] if synthesise else []
         return [v[:, frames] for v in (x, *outs)], waves
 
-    def apply(self, net: Any, x: Any, strength: float) -> Any:  # the generator, (strength - 1) of a second pass, the cap
+    def apply(self, net: Any, x: Any, strength: float, decay: bool = False) -> Any:
+        """The generator, (strength - 1) of a second pass, the bass cap, the decay where asked."""
         y, c = self.run(net, x), self.cfg
         y = y if strength == 1 else y + (strength - 1) * (self.run(net, y) - y)
-        return audio.cap_bass(y, x, self.spec, c.bass_cap_hz, c.bass_cap_db) if c.bass_cap_hz else y
+        y = audio.cap_bass(y, x, self.spec, c.bass_cap_hz, c.bass_cap_db) if c.bass_cap_hz else y
+        return audio.decay(y, x, self.spec, c.decay_db_s, c.decay_max_db, c.decay_min_hz) if decay else y
 
 
 def find_direction(value: str, root: Path) -> weights.Direction:
     found = weights.directions(root)
-    for d in found:
-        if d.value == value:
-            return d
+    if match := next((d for d in found if d.value == value), None):
+        return match
     names = ", ".join(d.value for d in found) or "none"
     raise SystemExit(f"error: no model for direction {value!r} under {root} (available: {names}); "
                      "train one with `python train.py --export NAME`")
-
-
-def _inputs(items: list[Path]) -> list[Path]:
-    """Files as given; folders expanded exactly as training reads a domain folder."""
-    try:
-        return [f for p in items for f in (audio.list_audio(p) if p.is_dir() else [p])]
-    except audio.AudioError as e:
-        raise SystemExit(f"error: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="phase of the output: the input's, or recovered by Griffin-Lim (default: input)")
     ap.add_argument("--reconstruct", action="store_true", help="also write the cycle reconstruction (default: off)")
     ap.add_argument("--no-level-match", action="store_true", help="keep the model's output level, not the input's")
-    ap.add_argument("--tone", choices=TONES, default="clean",
-                    help="guitar tone of a translation into guitar: clean, or driven through an amp and "
-                         "cabinet chain (default: clean)")
+    ap.add_argument("--tone", choices=TONES, default="clean", help="guitar tone of a translation into guitar: "
+                    "clean, or driven through an amp and cabinet chain (default: clean)")
     ap.add_argument("--strength", type=float, help="1 to 2: 2 runs the generator again on its output, "
                     "less of the input kept (default: the model's, in its config.json)")
-    ap.add_argument("--backend", choices=BACKENDS, default="torch",
-                    help="torch, or the exported ONNX graphs on onnxruntime (same audio; see docs/onnx.md) "
-                         "(default: torch)")
+    ap.add_argument("--decay", action="store_true", help="a struck string's decay on a translation into the "
+                    "model's decay_into, piano for the shipped pair: held notes fade (docs/evaluation.md)")
+    ap.add_argument("--backend", choices=BACKENDS, default="torch", help="torch, or the exported ONNX graphs on "
+                    "onnxruntime (same audio; see docs/onnx.md) (default: torch)")
     args = ap.parse_args(argv)
     try:
         check_strength(1.0 if args.strength is None else args.strength)  # before any file is written
@@ -274,12 +270,17 @@ def main(argv: list[str] | None = None) -> int:
         tr = Translator(direction.model_dir, backend=args.backend)
     except onnx_backend.BackendUnavailable as e:
         raise SystemExit(f"error: {e}") from None
-    files, failed = _inputs(args.inputs), 0
+    if args.decay and tr.cfg.decay_into != direction.target:
+        raise SystemExit(f"error: --decay shapes translations into {tr.cfg.decay_into or 'none'}, not {direction.value}")
+    try:  # files as given; folders expanded exactly as training reads a domain folder
+        files, failed = [f for p in args.inputs for f in (audio.list_audio(p) if p.is_dir() else [p])], 0
+    except audio.AudioError as e:
+        raise SystemExit(f"error: {e}") from None
     for path in tqdm(files, desc=direction.label, disable=len(files) < 2):
         try:
             wave = audio.load(path, tr.spec.sample_rate, max_channels=2)
             res = tr.translate(wave, direction.reverse, args.phase, not args.no_level_match, spectrograms=False,
-                               tone=args.tone, reconstruct=args.reconstruct, strength=args.strength)
+                               tone=args.tone, reconstruct=args.reconstruct, strength=args.strength, decay=args.decay)
         except audio.AudioError as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1

@@ -134,6 +134,7 @@ def test_api_tone_input_is_optional(server: str, example_clips: dict[str, Path])
               ["named_endpoints"]["/translate"]["parameters"]}
     assert params["tone"]["parameter_default"] == "clean" and params["tone"]["parameter_has_default"]
     assert params["strength"]["parameter_default"] == 1 and params["strength"]["parameter_has_default"]
+    assert params["decay"]["parameter_default"] is False and params["decay"]["parameter_has_default"]
     clip = handle_file(str(example_clips["piano_3"]))
     clean = sf.read(client.predict(clip, "piano2guitar", api_name="/translate")[0])[0]
     driven = sf.read(client.predict(clip, "piano2guitar", tone="driven", api_name="/translate")[0])[0]

@@ -105,3 +105,33 @@ def test_cap_bass_limits_only_the_low_bins_to_the_input_plus_a_margin(to):
     np.testing.assert_allclose(got[:bins], np.minimum(y[:bins], x[:bins] + margin), atol=1e-7)
     np.testing.assert_array_equal(got[bins:], y[bins:])
     assert (y[:bins] > x[:bins] + margin).any()  # the cap did bite
+
+
+@pytest.mark.parametrize("to", [np.asarray, torch.as_tensor])
+def test_decay_pulls_a_held_note_down_a_line_from_its_onset_to_the_cut_limit(to):
+    unit, fps = SPEC.db_range / 2, SPEC.sample_rate / SPEC.hop_length
+    x = np.full((256, 400), -1.0, np.float32)
+    x[:, 10:] = 0.4  # every bin struck at frame 10 and held flat
+    x[:, 200:] = 0.6  # struck again 10 dB louder
+    got = np.asarray(audio.decay(to(x), to(x), SPEC, 40.0, 20.0, 1000.0))
+    first = 21  # ceil(1000 Hz * 511 / 25 kHz): the bins below keep the translation
+    np.testing.assert_array_equal(got[:first], x[:first])
+    scale = audio.decay_scale(SPEC)[first:, None]
+    held = np.arange(11, 200) - 14  # frames after the line's last restart: rises at 10 and 11, each held 4 frames
+    line = np.maximum(0.4 - 40 * scale * np.maximum(held, 0) / fps / unit, 0.4 - 20 * scale / unit)
+    np.testing.assert_allclose(got[first:, 11:200], line, atol=1e-5)
+    assert got[first:, 199].max() == pytest.approx(0.4 - 20 * scale.min() / unit, abs=1e-5)  # at the limit
+    np.testing.assert_allclose(got[first:, 200:204], 0.6, atol=1e-6)  # the new onset restarts the line
+    assert (got[first:, 250] < 0.6 - 1e-3).all() and (got >= -1).all()
+
+
+def test_decay_reads_no_further_back_than_its_lookback():
+    rng = np.random.default_rng(0)
+    x, y = (rng.uniform(-1, 1, (256, 900)).astype(np.float32) for _ in range(2))
+    k = audio.decay_lookback(SPEC, 40.0, 20.0, 0.0)
+    assert k == int(np.ceil((20 + 40 / 0.5) / 40 * SPEC.sample_rate / SPEC.hop_length))  # the slowest bin's span
+    whole = audio.decay(y, x, SPEC, 40.0, 20.0, 0.0)
+    start = 900 - 300
+    part = audio.decay(y[:, start - k - 5:], x[:, start - k - 5:], SPEC, 40.0, 20.0, 0.0)  # + the onset's 5 frames
+    np.testing.assert_allclose(part[:, k + 5:], whole[:, start:], atol=1e-6)
+    assert not np.allclose(whole, y)  # the decay did bite

@@ -5,12 +5,14 @@ import json
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from cyclegan import audio, baselines, breakdown, classifier, corpus, evaluate, layout, metrics, pick, soundfonts
 from cyclegan.config import SpecConfig
+from cyclegan.translate import Translator
 
 TINY_CLASSIFIER = classifier.ClassifierConfig(window_frames=48, width=4, steps=25, batch_size=8)
 
@@ -235,11 +237,28 @@ def test_pick_refuses_a_missing_corpus(tiny_weights: Path, tmp_path: Path) -> No
         pick.main([str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "nowhere")])
 
 
-def test_update_model_refuses_another_strength_before_any_work(tiny_weights, tmp_path):
-    with pytest.raises(SystemExit, match="--update-model records the model's own strength"):
-        evaluate.main(["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "none"),
-                       "--update-model", "--strength", "2"])
+def test_update_model_refuses_another_strength_or_a_decay_before_any_work(tiny_weights, tmp_path):
+    for extra in (["--strength", "2"], ["--decay"]):
+        with pytest.raises(SystemExit, match="--update-model records the model's own defaults"):
+            evaluate.main(["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tmp_path / "none"),
+                           "--update-model", *extra])
     assert not (tiny_weights / "piano_guitar" / "evaluation.json").exists()
+
+
+def test_the_judge_decays_only_the_translations_into_the_models_instrument(tiny_weights, tiny_corpus,
+                                                                         tiny_classifier, example_clips):
+    with pytest.raises(SystemExit, match="--decay: this model's config.json names no instrument to decay into"):
+        evaluate.main(["--weights", str(tiny_weights / "piano_guitar"), "--data", str(tiny_corpus),
+                       "--classifier", str(tiny_classifier), "--decay"])
+    tr = Translator(tiny_weights / "piano_guitar", "cpu")
+    tr.cfg.decay_into = "piano"
+    j = evaluate.Judge(tr, SimpleNamespace(translate=lambda w, reverse: (w, 0.0)), None, ("clean",), False, 1.0, True)
+    for clip, reverse in (("guitar_1", True), ("piano_1", False)):
+        wave = audio.load(example_clips[clip], tr.spec.sample_rate)
+        got = j.outputs(wave, reverse)["model"][0]
+        plain, faded = (tr.translate(wave, reverse, spectrograms=False, decay=d).translated for d in (False, reverse))
+        np.testing.assert_array_equal(got, faded)
+        assert np.abs(got - plain).max() > 1e-3 if reverse else np.array_equal(got, plain)
 
 
 def test_pick_scores_strengths_and_writes_the_winner_into_the_model(tiny_weights: Path, tiny_corpus: Path,

@@ -305,3 +305,15 @@ def test_images_are_drawn_at_display_size(tiny_app: handlers.App, tmp_path: Path
         with Image.open(png) as im:
             assert im.size == (left + w + right, top + h + bottom) and im.mode == "RGBA"
             assert im.getpixel((1, 1))[3] == 0  # transparent around the plot: it sits on either theme
+
+
+def test_decay_choice(tiny_app: handlers.App, example_clips: dict[str, Path], monkeypatch) -> None:
+    clip = str(example_clips["guitar_1"])
+    d = tiny_app.direction("guitar2piano")
+    with pytest.raises(gr.Error, match="Decay shapes translations into no instrument, not Guitar → Piano"):
+        tiny_app.translate(clip, "guitar2piano", decay=True)  # the tiny model's config names none
+    monkeypatch.setattr(tiny_app.translators[d.model_dir].cfg, "decay_into", "piano")
+    plain, faded = (sf.read(tiny_app.translate(clip, "guitar2piano", decay=v)[0])[0] for v in (False, True))
+    assert plain.shape == faded.shape and np.abs(plain - faded).max() > 1e-3
+    with pytest.raises(gr.Error, match="Decay shapes translations into piano, not Piano → Guitar"):
+        tiny_app.translate(clip, "piano2guitar", decay=True)

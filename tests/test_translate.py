@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +158,46 @@ def test_the_cli_writes_a_stronger_translation_and_refuses_a_strength_out_of_ran
         torch.set_num_threads(1)  # the CLI takes every core; later tests compare runs made on one thread
     written, sr = audio.read(tmp_path / f"{clip.stem}_piano2guitar.wav")
     assert sr == 25_000 and len(written) > 0.25 * sr and not (tmp_path / "no").exists()
+
+
+@pytest.fixture(scope="module")
+def decaying(tiny_weights) -> Translator:
+    tr = Translator(tiny_weights / "piano_guitar", "cpu")
+    tr.cfg.decay_into, tr.cfg.decay_min_hz = "piano", 500.0  # the tiny model's config names none
+    return tr
+
+
+def test_segments_join_exactly_with_the_decay(tiny_weights, piano, decaying):
+    wave = np.resize(piano, 2300 * 128 + 77)
+    parts = Translator(tiny_weights / "piano_guitar", "cpu", segment_frames=300, margin_frames=4)
+    parts.cfg = decaying.cfg
+    assert parts.margin_frames(1.5, decay=True) > parts.margin_frames(1.5)  # the decay's lookback
+    a, b = (t.translate(wave, True, strength=1.5, decay=True) for t in (decaying, parts))
+    for k, v in a.magnitudes.items():
+        assert np.allclose(b.magnitudes[k], v, rtol=1e-3, atol=1e-6)
+    assert np.abs(b.translated - a.translated).max() < 1e-4 and np.abs(b.reconstructed - a.reconstructed).max() < 1e-4
+
+
+def test_the_decay_only_cuts_above_its_band_and_only_into_its_instrument(decaying, piano):
+    plain, faded = (decaying.translate(piano, True, decay=v).magnitudes["translated"] for v in (False, True))
+    assert (faded <= plain * (1 + 1e-4)).all() and (faded[11:] < plain[11:] * 0.9).any()  # it cuts, and it bites
+    np.testing.assert_allclose(faded[:11], plain[:11], rtol=1e-5, atol=1e-7)  # bins 0-10 lie below 500 Hz
+    with pytest.raises(ValueError, match="the decay applies to translations into piano, not guitar"):
+        decaying.translate(piano, False, decay=True)
+
+
+def test_the_cli_decays_into_piano_and_refuses_it_into_guitar(tiny_weights, example_clips, tmp_path):
+    clip, args = example_clips["guitar_1"], ["--weights", str(tiny_weights)]
+    with pytest.raises(SystemExit, match="--decay shapes translations into none, not guitar2piano"):
+        main([str(clip), "--direction", "guitar2piano", "--decay", *args])
+    cfg = json.loads((tiny_weights / "piano_guitar" / "config.json").read_text())
+    model = tmp_path / "weights" / "piano_guitar"
+    shutil.copytree(tiny_weights / "piano_guitar", model)
+    (model / "config.json").write_text(json.dumps({**cfg, "decay_into": "piano"}))
+    args = ["--weights", str(tmp_path / "weights")]
+    for extra, out in (([], "plain"), (["--decay"], "faded")):
+        assert main([str(clip), "--direction", "guitar2piano", "--out", str(tmp_path / out), *args, *extra]) == 0
+    plain, faded = (audio.load(tmp_path / d / "guitar_1_guitar2piano.wav", 25_000) for d in ("plain", "faded"))
+    assert plain.shape == faded.shape and np.abs(plain - faded).max() > 1e-3
+    with pytest.raises(SystemExit, match="--decay shapes translations into piano, not piano2guitar"):
+        main([str(clip), "--direction", "piano2guitar", "--decay", *args])
