@@ -199,6 +199,8 @@ def decay_scale(spec: SpecConfig) -> np.ndarray:
 
 def decay_lookback(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> int:
     """Frames back that one output frame of `decay` depends on (its slowest line's span)."""
+    if not (db_s > 0 and max_db > 0 and min_hz >= 0):
+        raise ValueError(f"a decay needs a rate and a cut > 0 and a frequency >= 0, not {db_s}, {max_db}, {min_hz}")
     first = min(math.ceil(min_hz * spec.n_fft / spec.sample_rate), spec.n_freq - 1)
     return math.ceil((max_db + DECAY_FOLLOW_DB / decay_scale(spec)[first]) / db_s * spec.sample_rate / spec.hop_length)
 
