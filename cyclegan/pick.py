@@ -12,7 +12,8 @@ ways, the lowest paired LSD averaged over the two directions wins.
 
 With several `--strength` values each model is scored at each, and likewise at each
 `--bass-cap-hz` (config.py's bass cap; 0 is off); `--write-strength` (one model) then stores the
-winner's strength (and bass cap) in the model's config.json, as translate's defaults for it.
+winner's strength (and bass cap) in the model's config.json, as translate's defaults for it, and
+`--decay-into NAME` the instrument that translate's decay (a user's option, not scored) applies to.
 """
 from __future__ import annotations
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="translate --strength (1 to 2) to score every model at (default: 1)")
     ap.add_argument("--bass-cap-hz", type=float, nargs="+",
                     help="bass caps to score every model at (Config.bass_cap_hz; default: the model's own)")
+    ap.add_argument("--decay-into", help="with --write-strength, also name the instrument that translate's decay "
+                    "(a user's option, off by default) applies to, e.g. piano")
     ap.add_argument("--write-strength", action="store_true",
                     help="with one model: write the winning strength (and bass cap) into its config.json")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -103,11 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: --bass-cap-hz takes frequencies >= 0 (0: no cap)")
     if a.write_strength and len(a.models) != 1:
         raise SystemExit("error: --write-strength sets one model's default; name one model")
+    if a.decay_into is not None and not a.write_strength:
+        raise SystemExit("error: --decay-into is written with --write-strength; add it")
     torch.set_num_threads(a.threads)
     try:
         classifier = Classifier.load(a.classifier)
         first = Translator(a.models[0])
         sr, names = first.spec.sample_rate, (first.cfg.name_a, first.cfg.name_b)
+        if a.decay_into not in (None, "", *names):
+            raise SystemExit(f"error: --decay-into {a.decay_into!r} is not one of the model's ({', '.join(names)})")
         clips = {n: [audio.load(p, sr) for p in domain_files(a.data, n)] for n in names}
         found = [g for g in paired_groups(a.data) if all(n in g for n in names)]
         pairs = {n: [audio.load(g[n], sr) for g in found] for n in names}
@@ -133,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = weights.read_config(a.models[0])
         cfg.strength, cap = next((s, c) for _, s, c, key in runs if key == order[0])
         cfg.bass_cap_hz = cfg.bass_cap_hz if cap is None else cap
+        cfg.decay_into = cfg.decay_into if a.decay_into is None else a.decay_into
         cfg.save(a.models[0] / weights.CONFIG_FILE)
-        print(f"wrote strength {cfg.strength:g}, bass cap {cfg.bass_cap_hz:g} Hz into {a.models[0] / weights.CONFIG_FILE}")
+        print(f"wrote strength {cfg.strength:g}, bass cap {cfg.bass_cap_hz:g} Hz, decay into {cfg.decay_into or 'none'} "
+              f"into {a.models[0] / weights.CONFIG_FILE}")
     if a.out:
         atomic_write_text(a.out, json.dumps({"rule": {"min_transfer": a.min_transfer, "min_chroma": a.min_chroma},
                                              "order": order, "scores": rows}, indent=2))

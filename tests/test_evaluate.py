@@ -283,11 +283,16 @@ def test_pick_scores_bass_caps_and_writes_the_winner_with_its_strength(tiny_weig
     model = tmp_path / "model"
     shutil.copytree(tiny_weights / "piano_guitar", model)
     args = [str(model), "--data", str(tiny_corpus), "--classifier", str(tiny_classifier), "--out", str(tmp_path / "p")]
-    assert pick.main([*args, "--bass-cap-hz", "0", "2000", "--write-strength"]) == 0
+    assert pick.main([*args, "--bass-cap-hz", "0", "2000", "--write-strength", "--decay-into", "piano"]) == 0
     result = json.loads((tmp_path / "p").read_text())
     assert sorted(result["scores"]) == [f"{model}, cap 0 Hz", f"{model}, cap 2000 Hz"]
     assert result["scores"][f"{model}, cap 0 Hz"] != result["scores"][f"{model}, cap 2000 Hz"]
     written = json.loads((model / "config.json").read_text())
     assert f"{model}, cap {written['bass_cap_hz']:g} Hz" == result["order"][0] and written["strength"] == 1
+    assert written["decay_into"] == "piano" and written["decay_db_s"] == 40  # the decay, a user's option, not scored
     with pytest.raises(SystemExit, match=r"--bass-cap-hz takes frequencies >= 0 \(0: no cap\)"):
         pick.main([*args, "--bass-cap-hz", "-5"])
+    with pytest.raises(SystemExit, match="--decay-into is written with --write-strength; add it"):
+        pick.main([*args, "--decay-into", "piano"])
+    with pytest.raises(SystemExit, match="--decay-into 'violin' is not one of the model's \\(piano, guitar\\)"):
+        pick.main([*args, "--write-strength", "--decay-into", "violin"])
