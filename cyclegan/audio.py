@@ -184,7 +184,7 @@ def from_model(x: torch.Tensor, spec: SpecConfig) -> torch.Tensor:
 def cap_bass(y: Any, x: Any, spec: SpecConfig, hz: float, margin_db: float) -> Any:
     """`y` with its bins below `hz` at most `margin_db` over `x`'s (model scale, torch or numpy)."""
     xp = np if isinstance(y, np.ndarray) else torch
-    low = xp.arange(y.shape[-2])[:, None] < math.ceil(hz * spec.n_fft / spec.sample_rate)
+    low = xp.arange(y.shape[-2])[:, None] < spec.bin_at(hz)
     return y - low * (y - x - margin_db / (spec.db_range / 2)).clip(min=0)
 
 
@@ -194,14 +194,14 @@ DECAY_FOLLOW_DB = 40.0  # a line is followed until it is this far past the cut l
 
 def decay_scale(spec: SpecConfig) -> np.ndarray:
     """Each bin's share of the decay set at 500 Hz: sqrt(f / 500 Hz), 0.5-3x (upper partials die first)."""
-    return np.clip(np.sqrt(np.arange(spec.n_freq) * spec.sample_rate / spec.n_fft / 500), 0.5, 3.0)
+    return np.clip(np.sqrt(spec.bin_hz / 500), 0.5, 3.0)
 
 
 def decay_lookback(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> int:
     """Frames back that one output frame of `decay` depends on (its slowest line's span)."""
     if not (db_s > 0 and max_db > 0 and min_hz >= 0):
         raise ValueError(f"a decay needs a rate and a cut > 0 and a frequency >= 0, not {db_s}, {max_db}, {min_hz}")
-    first = min(math.ceil(min_hz * spec.n_fft / spec.sample_rate), spec.n_freq - 1)
+    first = min(spec.bin_at(min_hz), spec.n_freq - 1)
     return math.ceil((max_db + DECAY_FOLLOW_DB / decay_scale(spec)[first]) / db_s * spec.sample_rate / spec.hop_length)
 
 
@@ -221,8 +221,8 @@ def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: 
     z = np.pad(np.where(onset, yn + r * t, -np.inf), ((0, 0), (k, 0)), constant_values=-np.inf)
     cap = np.lib.stride_tricks.sliding_window_view(z, k + 1, axis=1).max(-1) - r * t  # the highest live line
     floor = np.minimum(yn, np.maximum(yn - max_db * scale / unit, -1))  # the cut limit, not below the model's floor
-    out = np.where(np.arange(yn.shape[0])[:, None] >= math.ceil(min_hz * spec.n_fft / spec.sample_rate),
-                   np.maximum(np.minimum(yn, cap), floor), yn).astype(np.float32)
+    out = np.where(np.arange(yn.shape[0])[:, None] >= spec.bin_at(min_hz), np.maximum(np.minimum(yn, cap), floor),
+                   yn).astype(np.float32)
     return torch.from_numpy(out) if isinstance(y, torch.Tensor) else out
 
 

@@ -20,7 +20,7 @@ class RandomEQ:
     [-max_db, max_db], linear in log-frequency between them and flat outside."""
 
     def __init__(self, spec: SpecConfig, max_db: float, seed: int):
-        freqs = np.maximum(np.arange(spec.n_freq) * spec.sample_rate / spec.n_fft, ANCHORS_HZ[0])
+        freqs = np.maximum(spec.bin_hz, ANCHORS_HZ[0])
         eye = np.eye(len(ANCHORS_HZ))
         # (anchors, bins): the interpolation weights, so a batch of curves is one matrix product
         self.basis = torch.tensor(np.stack([np.interp(np.log(freqs), np.log(ANCHORS_HZ), row) for row in eye]),

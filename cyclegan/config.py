@@ -7,9 +7,12 @@ disagree about how a spectrogram is made.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def from_known(kind: type, values: dict[str, Any]) -> Any:
@@ -34,6 +37,15 @@ class SpecConfig:
     @property
     def n_freq(self) -> int:
         return self.n_fft // 2 + 1
+
+    @property
+    def bin_hz(self) -> np.ndarray:
+        """Each bin's centre frequency."""
+        return np.arange(self.n_freq) * self.sample_rate / self.n_fft
+
+    def bin_at(self, hz: float) -> int:
+        """The first bin at or above `hz`."""
+        return math.ceil(hz * self.n_fft / self.sample_rate)
 
 
 @dataclass

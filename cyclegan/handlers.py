@@ -160,7 +160,7 @@ class App:
         trained = self.spectra[d.model_dir].get(d.target)
         if trained is not None:
             curves[f"{d.target}, training average"] = trained
-        hz = np.arange(spec.n_freq) * spec.sample_rate / spec.n_fft
+        hz = spec.bin_hz
         frame = pd.DataFrame({"frequency (Hz)": np.tile(hz, len(curves)),
                               "level (dB)": np.concatenate([plots.to_db(c, spec) for c in curves.values()]),
                               "curve": np.repeat(list(curves), len(hz))})
