@@ -74,7 +74,7 @@ def _follow_direction(app: App, direction: gr.Radio, tone: gr.Radio) -> None:
 def _offers_decay(app: App, value: str) -> bool:
     """Whether a direction ends on the instrument its model can decay (`decay_into` in its config.json)."""
     d = app.direction(value)
-    return app.translators[d.model_dir].cfg.decay_into == d.target
+    return app.translators[d.model_dir].cfg.decays(d.target)
 
 
 def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:

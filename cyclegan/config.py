@@ -132,6 +132,10 @@ class Config:
     decay_max_db: float = 10.0
     decay_min_hz: float = 0.0
 
+    def decays(self, target: str) -> bool:
+        """Whether a translation into `target` may take the decay (the instrument `decay_into` names)."""
+        return bool(target) and target == self.decay_into
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

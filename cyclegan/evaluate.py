@@ -65,7 +65,7 @@ class Judge:
     decay: bool = False  # Translator.translate's, on the translations into the model's decay_into
 
     def outputs(self, wave: np.ndarray, reverse: bool) -> dict[str, tuple[np.ndarray, float]]:
-        decay = self.decay and self.tr.target(reverse) == self.tr.cfg.decay_into
+        decay = self.decay and self.tr.cfg.decays(self.tr.target(reverse))
         t = self.tr.translate(wave, reverse, spectrograms=False, strength=self.strength, decay=decay)
         return {"model": (t.translated, t.cycle_error), "identity": (wave, 0.0), "eq": self.eq.translate(wave, reverse)}
 

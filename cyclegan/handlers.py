@@ -116,7 +116,7 @@ class App:
         except ValueError:
             raise gr.Error(f"Strength {strength!r} is out of range; use 1 (one pass) to 2 (two).") from None
         tr = self.translators[d.model_dir]
-        if decay and tr.cfg.decay_into != d.target:
+        if decay and not tr.cfg.decays(d.target):
             raise gr.Error(f"Decay shapes translations into {tr.cfg.decay_into or 'no instrument'}, not {d.label}.")
         progress(0.0, desc="Reading audio")
         wave, notes = self.read(audio_path, tr.spec.sample_rate)

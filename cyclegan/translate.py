@@ -198,7 +198,7 @@ class Translator:
         if tone != "clean" and not has_tones(self.target(reverse)):
             raise ValueError(f"a tone applies to translations into {', '.join(TONE_TARGETS)}, "
                              f"not into {self.target(reverse)}")
-        if decay and self.target(reverse) != self.cfg.decay_into:  # the model's config.json names it
+        if decay and not self.cfg.decays(self.target(reverse)):  # the model's config.json names it
             raise ValueError(f"the decay applies to translations into {self.cfg.decay_into or 'none'}, "
                              f"not {self.target(reverse)}")
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         tr = Translator(direction.model_dir, backend=args.backend)
     except onnx_backend.BackendUnavailable as e:
         raise SystemExit(f"error: {e}") from None
-    if args.decay and tr.cfg.decay_into != direction.target:
+    if args.decay and not tr.cfg.decays(direction.target):
         raise SystemExit(f"error: --decay shapes translations into {tr.cfg.decay_into or 'none'}, not {direction.value}")
     try:  # files as given; folders expanded exactly as training reads a domain folder
         files, failed = [f for p in args.inputs for f in (audio.list_audio(p) if p.is_dir() else [p])], 0

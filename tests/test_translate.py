@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cyclegan import audio
+from cyclegan.config import Config
 from cyclegan.metrics import relative_cycle_error
 from cyclegan.translate import Translator, main
 
@@ -158,6 +159,13 @@ def test_the_cli_writes_a_stronger_translation_and_refuses_a_strength_out_of_ran
         torch.set_num_threads(1)  # the CLI takes every core; later tests compare runs made on one thread
     written, sr = audio.read(tmp_path / f"{clip.stem}_piano2guitar.wav")
     assert sr == 25_000 and len(written) > 0.25 * sr and not (tmp_path / "no").exists()
+
+
+def test_a_config_decays_only_into_the_instrument_it_names():
+    cfg = Config()
+    assert not cfg.decays("piano") and not cfg.decays("")  # decay_into "" names none
+    cfg.decay_into = "piano"
+    assert cfg.decays("piano") and not cfg.decays("guitar")
 
 
 @pytest.fixture(scope="module")
