@@ -33,8 +33,8 @@ def main() -> None:
     m = json.loads((data / "manifest.json").read_text())
     sr, spec = m["settings"]["sample_rate"], SpecConfig(sample_rate=m["settings"]["sample_rate"])
     wanted = {f["sha256"] for f in m["settings"]["soundfonts"] if f["family"] != soundfonts.HELD_OUT_FAMILY}
-    shipped = sorted(p for p in soundfonts.SONIVOX.parent.glob("*.sf[23]"))  # Sonivox, and any fetched there
-    offered = soundfonts.resolve_soundfonts([*soundfonts.installed_soundfonts(), *shipped])
+    local = sorted(soundfonts.SONIVOX.parent.glob("*.sf[23]"))  # Sonivox, and any family fetched there
+    offered = soundfonts.resolve_soundfonts([*soundfonts.installed_soundfonts(), *local])
     fonts = [f for f in offered if f.sha256 in wanted]
     r = soundfonts.Renderer(tuple(fonts), sr)
     presets = [(f.name, p) for f, p in product(fonts, (*corpus.CLEAN, *corpus.DRIVEN)) if r.has(f.name, p)]
