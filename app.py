@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import sys
-from functools import partial
 from pathlib import Path
 
 # Before gradio is imported: no telemetry or version checks, so the app also works offline.
@@ -71,10 +70,18 @@ def _follow_direction(app: App, direction: gr.Radio, tone: gr.Radio) -> None:
                      direction, tone, queue=False, api_visibility="private")
 
 
-def _offers_decay(app: App, value: str) -> bool:
-    """Whether a direction ends on the instrument its model can decay (`decay_into` in its config.json)."""
-    d = app.direction(value)
-    return app.translators[d.model_dir].cfg.decays(d.target)
+def _decay_box(app: App, direction: gr.Radio, elem_id: str) -> gr.Checkbox:
+    """The decay, offered only where the direction ends on the instrument its model decays (config.json)."""
+    def decays(value: str) -> bool:
+        d = app.direction(value)
+        return app.translators[d.model_dir].cfg.decays(d.target)
+
+    box = gr.Checkbox(False, label="Decay like a struck string", elem_id=elem_id, visible=decays(direction.value),
+                      info="Held notes fade as a piano's do: more held guitar chords become piano, "
+                           "at some cost to the notes kept (docs/evaluation.md).")
+    direction.change(lambda v: gr.update(visible=decays(v), value=False), direction, box, queue=False,
+                     api_visibility="private")
+    return box
 
 
 def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
@@ -88,12 +95,7 @@ def translate_tab(app: App, choices: list[tuple[str, str]]) -> None:
                          elem_id="strength",
                          info="Above 1, the model runs again on its own output: more of the target instrument "
                               "(a guitar that stays a guitar turns more often), less of the input's notes kept.")
-    decays = partial(_offers_decay, app)
-    decay = gr.Checkbox(False, label="Decay like a struck string", elem_id="decay", visible=decays(first.value),
-                        info="Held notes fade as a piano's do: more held guitar chords become piano, "
-                             "at some cost to the notes kept (docs/evaluation.md).")
-    direction.change(lambda v: gr.update(visible=decays(v), value=False), direction, decay, queue=False,
-                     api_visibility="private")
+    decay = _decay_box(app, direction, "decay")
     with gr.Accordion("Advanced options", open=False):
         phase = gr.Radio(PHASES, value="input", label="Phase of the output")
         level = gr.Checkbox(value=True, label="Match the output level to the input")
@@ -158,6 +160,7 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
         direction = gr.Radio(choices, value=choices[0][1], label="Direction", scale=3)
         tone = _tone_radio(app, "live-tone")
     _follow_direction(app, direction, tone)
+    decay = _decay_box(app, direction, "live-decay")
     if shutil.which("ffmpeg") is None:  # Gradio encodes a streamed output with it
         gr.Markdown("Live mode needs `ffmpeg` on the server (e.g. `apt-get install ffmpeg`).")
         return
@@ -173,7 +176,7 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
     hidden = {"api_visibility": "private", "show_progress": "hidden"}
     mic.start_recording(live.start, None, None, queue=False, **hidden).then(
         live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
-    mic.stream(live.chunk, [mic, direction, tone], [status, player], stream_every=every, time_limit=LIVE_SECONDS,
+    mic.stream(live.chunk, [mic, direction, tone, decay], [status, player], stream_every=every, time_limit=LIVE_SECONDS,
                concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
     mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 

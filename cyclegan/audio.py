@@ -205,11 +205,12 @@ def decay_lookback(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) 
     return math.ceil((max_db + DECAY_FOLLOW_DB / decay_scale(spec)[first]) / db_s * spec.sample_rate / spec.hop_length)
 
 
-def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> Any:
+def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: float, last: int = 0) -> Any:
     """`y` (a translation of `x`, model scale, torch or numpy) under a struck string's decay: in each
     bin from `min_hz` up, at most a line falling `db_s` dB/s from its level at `x`'s last onset in
     that bin, and at most `max_db` below itself (both at 500 Hz, times `decay_scale`). A held guitar
-    note keeps its flat sustain through the generators, whose reach is shorter than the note."""
+    note keeps its flat sustain through the generators, whose reach is shorter than the note.
+    `last` > 0: only the last frames, the rest being their past (a stream's)."""
     unit, k, scale = spec.db_range / 2, decay_lookback(spec, db_s, max_db, min_hz), decay_scale(spec)[:, None]
     yn, xn = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, np.float64) for v in (y, x))
     rise = np.ones(xn.shape, bool)
@@ -219,7 +220,9 @@ def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: 
         onset[:, j:] |= rise[:, :-j]
     r, t = db_s * scale * spec.hop_length / spec.sample_rate / unit, np.arange(yn.shape[1])  # per frame
     z = np.pad(np.where(onset, yn + r * t, -np.inf), ((0, 0), (k, 0)), constant_values=-np.inf)
-    cap = np.lib.stride_tricks.sliding_window_view(z, k + 1, axis=1).max(-1) - r * t  # the highest live line
+    n = last or yn.shape[1]
+    yn, t = yn[:, -n:], t[-n:]
+    cap = np.lib.stride_tricks.sliding_window_view(z, k + 1, axis=1)[:, -n:].max(-1) - r * t  # the highest live line
     floor = np.minimum(yn, np.maximum(yn - max_db * scale / unit, -1))  # the cut limit, not below the model's floor
     out = np.where(np.arange(yn.shape[0])[:, None] >= spec.bin_at(min_hz), np.maximum(np.minimum(yn, cap), floor),
                    yn).astype(np.float32)

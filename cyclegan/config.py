@@ -136,6 +136,10 @@ class Config:
         """Whether a translation into `target` may take the decay (the instrument `decay_into` names)."""
         return bool(target) and target == self.decay_into
 
+    def check_decay(self, target: str) -> None:
+        if not self.decays(target):  # the model's config.json names the one instrument it decays into
+            raise ValueError(f"the decay applies to translations into {self.decay_into or 'none'}, not {target}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -235,7 +235,7 @@ class Live:
         if (ch := self.channels.get(request.session_hash)) is not None:
             ch.open = False
 
-    def chunk(self, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str,
+    def chunk(self, chunk: tuple[int, np.ndarray] | None, direction: str, tone: str, decay: bool,
               request: gr.Request) -> tuple[str, str]:
         """(status line, the page player's piece), or two no-op updates when the model did not run."""
         d = self.app.direction(direction)
@@ -246,8 +246,9 @@ class Live:
         rate, data = chunk
         tone = tone if has_tones(d.target) else "clean"
         tr = self.app.translators[d.model_dir]
-        if ch.stream is None or ch.stream.key != (d.value, tone, rate):
-            ch.stream = LiveStream(tr, d.reverse, rate, tone, self.step, key=(d.value, tone, rate))
+        decay = bool(decay) and tr.cfg.decays(d.target)  # a box left ticked on another direction
+        if ch.stream is None or ch.stream.key != (d.value, tone, rate, decay):
+            ch.stream = LiveStream(tr, d.reverse, rate, tone, self.step, key=(d.value, tone, rate, decay), decay=decay)
         try:
             out = ch.stream.feed(data)
         except audio.AudioError:  # a malformed chunk: skip it, keep the stream

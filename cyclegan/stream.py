@@ -61,6 +61,32 @@ def _probe(translator: Translator, reverse: bool, strength: float, tol: float, f
 reach.cache_info, reach.cache_clear = _probe.cache_info, _probe.cache_clear  # lru_cache's own interface
 
 
+class StreamDecay:
+    """`audio.decay` across a stream's windows: it keeps the frames (input, and output before the cut) that a
+    frame's cut looks back on, so each window's frames are cut as the offline translation's are."""
+
+    def __init__(self, translator: Translator):
+        c, self.spec = translator.cfg, translator.spec
+        self.args = (c.decay_db_s, c.decay_max_db, c.decay_min_hz)
+        self.keep = audio.decay_lookback(self.spec, *self.args) + audio.DECAY_HOLD + 2  # onsets look 2 + HOLD back
+        self.x = self.y = np.zeros((self.spec.n_freq, 0), np.float32)
+        self.end = 0  # the stream frame after the last one kept
+        self.half = -(-self.spec.n_fft // (2 * self.spec.hop_length))  # frames a sample's STFT windows span either side
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:
+        """`y` (the translation of window `x`, whose frame 0 is stream frame `first`) with the frames that
+        reach into stream samples [start, stop) cut; `start` is where the last call's `stop` was."""
+        hop = self.spec.hop_length
+        lo, hi = max(first, start // hop - self.half), min(first + x.shape[1], -(-stop // hop) + self.half)
+        a, b, cut = lo - first, hi - first, self.x.shape[1] - (self.end - lo)  # history frames before lo
+        xs = np.concatenate([self.x[:, :cut], x[:, a:b].numpy()], 1)
+        ys = np.concatenate([self.y[:, :cut], y[:, a:b].numpy()], 1)
+        self.x, self.y, self.end = xs[:, -self.keep:], ys[:, -self.keep:], hi
+        out = y.clone()
+        out[:, a:b] = torch.from_numpy(audio.decay(ys, xs, self.spec, *self.args, last=b - a))
+        return out
+
+
 class StreamingTranslator:
     """Stateful one-direction translation of a stream at the model's sample rate.
 
@@ -70,11 +96,15 @@ class StreamingTranslator:
     both contexts, so steps shorter than the look-ahead cost more than they gain in delay.
     strength: as in `Translator.translate`. The Live tab keeps 1 (one pass): a second pass widens
     the look-ahead (shipped guitar→piano: 0.84 s at 1, 1.19 s at 1.5, with 0.1 s steps).
+    decay: as in `Translator.translate`; it looks only back, so the look-ahead stays.
     """
 
     def __init__(self, translator: Translator, reverse: bool = False, gain: float | None = None,
-                 tone: str = "clean", step_seconds: float = 0.0, strength: float = 1.0):
+                 tone: str = "clean", step_seconds: float = 0.0, strength: float = 1.0, decay: bool = False):
         check_strength(strength)
+        if decay:
+            translator.cfg.check_decay(translator.target(reverse))
+        self.decay = StreamDecay(translator) if decay else None
         self.tr, self.reverse, self.fixed_gain, self.strength = translator, reverse, gain, strength
         spec, factor = translator.spec, 2 ** translator.cfg.model.n_down
         self.hop = spec.hop_length
@@ -128,6 +158,8 @@ class StreamingTranslator:
         piece = self.buffer[lo - self.start:hi - self.start] * gain
         x, angle = audio.analyse(piece, spec, peak_normalise=False)
         y = self.tr.apply(self.tr.generator(self.reverse)[0], x, self.strength)
+        if self.decay is not None:
+            y = self.decay(x, y, lo // self.hop, self.emitted, ready)
         out = audio.synthesise(y, angle, spec, len(piece))[self.emitted - lo:ready - lo]
         if self.board is not None:  # the amp sees the model's level, as it does offline
             # a fixed buffer size: pedalboard re-prepares (and resets) its plugins when a chunk outgrows it
@@ -156,10 +188,10 @@ class LiveStream:
     translation out at the model's rate; it keeps count of the audio heard and the compute spent."""
 
     def __init__(self, translator: Translator, reverse: bool, rate: int, tone: str = "clean",
-                 step_seconds: float = 0.25, key: tuple = ()):
+                 step_seconds: float = 0.25, key: tuple = (), decay: bool = False):
         self.key, self.rate = key, rate  # key: the settings it was made for; a change starts a new one
         self.resample = Resampler(rate, translator.spec.sample_rate)
-        self.stream = StreamingTranslator(translator, reverse, tone=tone, step_seconds=step_seconds)
+        self.stream = StreamingTranslator(translator, reverse, tone=tone, step_seconds=step_seconds, decay=decay)
         self.heard_s = self.compute_s = 0.0
 
     def feed(self, data: np.ndarray) -> np.ndarray:

@@ -198,9 +198,8 @@ class Translator:
         if tone != "clean" and not has_tones(self.target(reverse)):
             raise ValueError(f"a tone applies to translations into {', '.join(TONE_TARGETS)}, "
                              f"not into {self.target(reverse)}")
-        if decay and not self.cfg.decays(self.target(reverse)):  # the model's config.json names it
-            raise ValueError(f"the decay applies to translations into {self.cfg.decay_into or 'none'}, "
-                             f"not {self.target(reverse)}")
+        if decay:
+            self.cfg.check_decay(self.target(reverse))
 
     def _pass(self, piece: np.ndarray, reverse: bool, frames: slice, synthesise: bool,
               progress: Progress | None, reconstruct: bool, strength: float,

@@ -96,7 +96,7 @@ def test_live_probes_at_start_and_sends_status_only_when_the_model_ran(tiny_weig
     assert handlers.reach.cache_info().misses == 2  # both generators probed at start-up
     request = SimpleNamespace(session_hash="s")
     wave = (tone(3.0, 48_000) * 32767).astype(np.int16)
-    replies = [live.chunk((48_000, wave[i:i + 4800]), "piano2guitar", "clean", request)
+    replies = [live.chunk((48_000, wave[i:i + 4800]), "piano2guitar", "clean", False, request)
                for i in range(0, len(wave), 4800)]  # Gradio's 0.1 s slices
     ran = [isinstance(status, str) for status, _ in replies]
     assert 8 <= sum(ran) <= 12 and not any(ran[:3])  # about one model step per 0.25 s, none before the look-ahead
@@ -110,6 +110,25 @@ def test_live_probes_at_start_and_sends_status_only_when_the_model_ran(tiny_weig
     for (_, _, got), want in zip(pieces, took):
         np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1 / 32767)
     assert handlers.reach.cache_info().misses == 2  # not again in the visitor's first chunk
+
+
+def test_live_decays_only_into_the_instrument_its_model_names(tiny_weights: Path) -> None:
+    from types import SimpleNamespace
+
+    from cyclegan import handlers
+    from test_handlers import tone
+
+    live = handlers.Live(handlers.App.load(tiny_weights), 0.25, 10)
+    request, wave = SimpleNamespace(session_hash="s"), (tone(1.0, 48_000) * 32767).astype(np.int16)
+    streams = []
+    for direction, decay, named in (("guitar2piano", True, ""), ("guitar2piano", True, "piano"),
+                                    ("guitar2piano", False, "piano"), ("piano2guitar", True, "piano")):
+        for tr in live.app.translators.values():
+            tr.cfg.decay_into = named  # the tiny model's config names none
+        live.chunk((48_000, wave[:4800]), direction, "clean", decay, request)
+        streams.append(live.channels["s"].stream)
+    assert [s.stream.decay is not None for s in streams] == [False, True, False, False]  # a box left ticked: none
+    assert len({id(s) for s in streams}) == 4  # each change of setting starts a new stream
 
 
 def test_live_player_pieces_round_trip_and_differ_when_silent() -> None:

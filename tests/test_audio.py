@@ -134,6 +134,8 @@ def test_decay_reads_no_further_back_than_its_lookback():
     start = 900 - 300
     part = audio.decay(y[:, start - k - 5:], x[:, start - k - 5:], SPEC, 40.0, 20.0, 0.0)  # + the onset's 5 frames
     np.testing.assert_allclose(part[:, k + 5:], whole[:, start:], atol=1e-6)
+    tail = audio.decay(y[:, start - k - 5:], x[:, start - k - 5:], SPEC, 40.0, 20.0, 0.0, last=300)  # as a stream asks
+    np.testing.assert_array_equal(tail, part[:, k + 5:])
     assert not np.allclose(whole, y)  # the decay did bite
     with pytest.raises(ValueError, match="a decay needs a rate and a cut > 0 and a frequency >= 0, not 0.0, 20.0, 0.0"):
         audio.decay(y, x, SPEC, 0.0, 20.0, 0.0)

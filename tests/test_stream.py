@@ -107,6 +107,24 @@ def test_driven_tone_streams_like_the_offline_chain(translator: Translator, clip
         StreamingTranslator(translator, reverse=True, tone="driven")  # guitar -> piano has no tone
 
 
+@pytest.mark.parametrize("sizes,step,strength", [([2500], 0.0, 1.0), ([137, 4096, 911, 6000], 0.1, 1.5)])
+def test_the_decay_streams_like_the_offline_cut(tiny_weights: Path, example_clips: dict[str, Path],
+                                                sizes: list[int], step: float, strength: float) -> None:
+    tr = Translator(tiny_weights / "piano_guitar", device="cpu")
+    tr.cfg.decay_into = "piano"  # the tiny model's config names none
+    guitar = np.tile(audio.load(example_clips["guitar_1"], SR), 2)  # longer than the cut's 2.25 s memory
+    _, gain = audio.normalise(guitar)
+    st = StreamingTranslator(tr, reverse=True, gain=gain, step_seconds=step, strength=strength, decay=True)
+    assert st.lookahead_seconds == StreamingTranslator(tr, True, step_seconds=step, strength=strength).lookahead_seconds
+    joined = np.concatenate(stream(st, guitar, sizes)) * gain
+    cut = tr.translate(guitar, True, match_level=False, spectrograms=False, strength=strength, decay=True).translated
+    assert joined.shape == cut.shape
+    np.testing.assert_allclose(joined, cut, atol=1e-5 * np.abs(cut).max())
+    assert not np.allclose(cut, offline(tr, guitar, True, strength), atol=1e-3)  # the cut does change the audio
+    with pytest.raises(ValueError, match="the decay applies to translations into piano, not guitar"):
+        StreamingTranslator(tr, reverse=False, decay=True)
+
+
 def test_resampler_is_continuous_across_chunks() -> None:
     t = np.arange(48_000) / 48_000
     sine = np.sin(2 * np.pi * 440 * t).astype(np.float32)
