@@ -7,7 +7,8 @@ Starts app.py on a free local port with the given weights, then prints:
      --calls round trips, beside the in-process Translator.translate time of the same clip;
   2. --clients concurrent clients, two 5 s translations each: wall time and median latency;
   3. server RSS after each of --uploads 10-minute uploads (the app decodes the first 60 s);
-  4. the live mode: the streaming translator's delay and its compute per model step.
+  4. the live mode: the streaming translator's delay and its compute per model step (and with the
+     decay, in the direction whose model decays).
 """
 from __future__ import annotations
 
@@ -117,8 +118,9 @@ def memory(url: str, pid: int, path: Path, uploads: int) -> None:
 
 def live(tr: Translator) -> None:
     wave = clip(20.0, tr.spec.sample_rate, 1)
-    for reverse in (False, True):
-        st = StreamingTranslator(tr, reverse, step_seconds=LIVE_STEP)
+    runs = [(False, False), (True, False)] + [(r, True) for r in (False, True) if tr.cfg.decays(tr.target(r))]
+    for reverse, decay in runs:
+        st = StreamingTranslator(tr, reverse, step_seconds=LIVE_STEP, decay=decay)
         steps = []
         for i in range(0, len(wave), 2500):  # Gradio's recorder sends 0.1 s slices
             start = time.perf_counter()
@@ -126,7 +128,7 @@ def live(tr: Translator) -> None:
             if out.size:
                 steps.append((time.perf_counter() - start, len(out) / tr.spec.sample_rate))
         share = [t / s for t, s in steps]
-        print(f"  {'reverse' if reverse else 'forward'}: delay in the model {st.lookahead_seconds:.2f} s "
+        print(f"  {'reverse' if reverse else 'forward'}{', with the decay' if decay else ''}: delay in the model {st.lookahead_seconds:.2f} s "
               f"(look-ahead {st.context / tr.spec.sample_rate:.2f} s + step {st.step / tr.spec.sample_rate:.2f} s); "
               f"compute per step median {1000 * statistics.median(t for t, _ in steps):.0f} ms = "
               f"{statistics.median(share):.0%} of the audio it yields (max {max(share):.0%})")
