@@ -72,14 +72,10 @@ def _follow_direction(app: App, direction: gr.Radio, tone: gr.Radio) -> None:
 
 def _decay_box(app: App, direction: gr.Radio, elem_id: str) -> gr.Checkbox:
     """The decay, offered only where the direction ends on the instrument its model decays (config.json)."""
-    def decays(value: str) -> bool:
-        d = app.direction(value)
-        return app.translators[d.model_dir].cfg.decays(d.target)
-
-    box = gr.Checkbox(False, label="Decay like a struck string", elem_id=elem_id, visible=decays(direction.value),
+    box = gr.Checkbox(False, label="Decay like a struck string", elem_id=elem_id, visible=app.decays(direction.value),
                       info="Held notes fade as a piano's do: more held guitar chords become piano, "
                            "at some cost to the notes kept (docs/evaluation.md).")
-    direction.change(lambda v: gr.update(visible=decays(v), value=False), direction, box, queue=False,
+    direction.change(lambda v: gr.update(visible=app.decays(v), value=False), direction, box, queue=False,
                      api_visibility="private")
     return box
 
@@ -176,8 +172,8 @@ def live_tab(app: App, choices: list[tuple[str, str]], every: float = LIVE_EVERY
     hidden = {"api_visibility": "private", "show_progress": "hidden"}
     mic.start_recording(live.start, None, None, queue=False, **hidden).then(
         live.play, None, out, concurrency_id="live-out", concurrency_limit=LIVE_SESSIONS, **hidden)
-    mic.stream(live.chunk, [mic, direction, tone, decay], [status, player], stream_every=every, time_limit=LIVE_SECONDS,
-               concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
+    mic.stream(live.chunk, [mic, direction, tone, decay], [status, player], stream_every=every,
+               time_limit=LIVE_SECONDS, concurrency_id="live-in", concurrency_limit=LIVE_SESSIONS, **hidden)
     mic.stop_recording(live.stop, None, None, queue=False, **hidden)
 
 

@@ -128,7 +128,8 @@ def live(tr: Translator) -> None:
             if out.size:
                 steps.append((time.perf_counter() - start, len(out) / tr.spec.sample_rate))
         share = [t / s for t, s in steps]
-        print(f"  {'reverse' if reverse else 'forward'}{', with the decay' if decay else ''}: delay in the model {st.lookahead_seconds:.2f} s "
+        print(f"  {'reverse' if reverse else 'forward'}{', with the decay' if decay else ''}: "
+              f"delay in the model {st.lookahead_seconds:.2f} s "
               f"(look-ahead {st.context / tr.spec.sample_rate:.2f} s + step {st.step / tr.spec.sample_rate:.2f} s); "
               f"compute per step median {1000 * statistics.median(t for t, _ in steps):.0f} ms = "
               f"{statistics.median(share):.0%} of the audio it yields (max {max(share):.0%})")

@@ -74,6 +74,11 @@ class App:
             raise gr.Error(f"Unknown direction {value!r}; choose one of: {', '.join(self.directions)}.")
         return d
 
+    def decays(self, value: str | None) -> bool:
+        """Whether a direction ends on the instrument its model decays into (`decay_into` in its config.json)."""
+        d = self.direction(value)
+        return self.translators[d.model_dir].cfg.decays(d.target)
+
     def read(self, audio_path: str | None, sample_rate: int) -> tuple[np.ndarray, list[str]]:
         """The usable, mono, resampled audio of an upload and what the user should know about it."""
         if not audio_path:
@@ -246,9 +251,10 @@ class Live:
         rate, data = chunk
         tone = tone if has_tones(d.target) else "clean"
         tr = self.app.translators[d.model_dir]
-        decay = bool(decay) and tr.cfg.decays(d.target)  # a box left ticked on another direction
-        if ch.stream is None or ch.stream.key != (d.value, tone, rate, decay):
-            ch.stream = LiveStream(tr, d.reverse, rate, tone, self.step, key=(d.value, tone, rate, decay), decay=decay)
+        decay = bool(decay) and self.app.decays(direction)  # a box left ticked on another direction
+        key = (d.value, tone, rate, decay)
+        if ch.stream is None or ch.stream.key != key:
+            ch.stream = LiveStream(tr, d.reverse, rate, tone, self.step, key=key, decay=decay)
         try:
             out = ch.stream.feed(data)
         except audio.AudioError:  # a malformed chunk: skip it, keep the stream

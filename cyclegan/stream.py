@@ -71,13 +71,12 @@ class StreamDecay:
         self.keep = audio.decay_lookback(self.spec, *self.args) + audio.DECAY_HOLD + 2  # onsets look 2 + HOLD back
         self.x = self.y = np.zeros((self.spec.n_freq, 0), np.float32)
         self.end = 0  # the stream frame after the last one kept
-        self.half = -(-self.spec.n_fft // (2 * self.spec.hop_length))  # frames a sample's STFT windows span either side
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:
         """`y` (the translation of window `x`, whose frame 0 is stream frame `first`) with the frames that
         reach into stream samples [start, stop) cut; `start` is where the last call's `stop` was."""
         hop = self.spec.hop_length
-        lo, hi = max(first, start // hop - self.half), min(first + x.shape[1], -(-stop // hop) + self.half)
+        lo, hi = max(first, start // hop - WINDOW_FRAMES), min(first + x.shape[1], -(-stop // hop) + WINDOW_FRAMES)
         a, b, cut = lo - first, hi - first, self.x.shape[1] - (self.end - lo)  # history frames before lo
         xs = np.concatenate([self.x[:, :cut], x[:, a:b].numpy()], 1)
         ys = np.concatenate([self.y[:, :cut], y[:, a:b].numpy()], 1)
