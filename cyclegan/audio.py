@@ -197,12 +197,18 @@ def decay_scale(spec: SpecConfig) -> np.ndarray:
     return np.clip(np.sqrt(spec.bin_hz / 500), 0.5, 3.0)
 
 
-def decay_lookback(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> int:
-    """Frames back that one output frame of `decay` depends on (its slowest line's span)."""
+def _line_frames(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> int:
+    """Frames a decay line is followed for (the slowest bin's)."""
     if not (db_s > 0 and max_db > 0 and min_hz >= 0):
         raise ValueError(f"a decay needs a rate and a cut > 0 and a frequency >= 0, not {db_s}, {max_db}, {min_hz}")
     first = min(spec.bin_at(min_hz), spec.n_freq - 1)
     return math.ceil((max_db + DECAY_FOLLOW_DB / decay_scale(spec)[first]) / db_s * spec.sample_rate / spec.hop_length)
+
+
+def decay_lookback(spec: SpecConfig, db_s: float, max_db: float, min_hz: float) -> int:
+    """Frames back that one output frame of `decay` depends on: its slowest line's span, and the
+    onset test's frames before that line's start (2 for the rise, DECAY_HOLD - 1 for the hold)."""
+    return _line_frames(spec, db_s, max_db, min_hz) + DECAY_HOLD + 1
 
 
 def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: float, last: int = 0) -> Any:
@@ -211,7 +217,7 @@ def decay(y: Any, x: Any, spec: SpecConfig, db_s: float, max_db: float, min_hz: 
     that bin, and at most `max_db` below itself (both at 500 Hz, times `decay_scale`). A held guitar
     note keeps its flat sustain through the generators, whose reach is shorter than the note.
     `last` > 0: only the last frames, the rest being their past (a stream's)."""
-    unit, k, scale = spec.db_range / 2, decay_lookback(spec, db_s, max_db, min_hz), decay_scale(spec)[:, None]
+    unit, k, scale = spec.db_range / 2, _line_frames(spec, db_s, max_db, min_hz), decay_scale(spec)[:, None]
     yn, xn = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, np.float64) for v in (y, x))
     rise = np.ones(xn.shape, bool)
     rise[:, 2:] = xn[:, 2:] - xn[:, :-2] > DECAY_RISE_DB / unit

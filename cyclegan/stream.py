@@ -68,7 +68,7 @@ class StreamDecay:
     def __init__(self, translator: Translator):
         c, self.spec = translator.cfg, translator.spec
         self.args = (c.decay_db_s, c.decay_max_db, c.decay_min_hz)
-        self.keep = audio.decay_lookback(self.spec, *self.args) + audio.DECAY_HOLD + 2  # onsets look 2 + HOLD back
+        self.keep = audio.decay_lookback(self.spec, *self.args)
         self.x = self.y = np.zeros((self.spec.n_freq, 0), np.float32)
         self.end = 0  # the stream frame after the last one kept
 

@@ -129,13 +129,14 @@ def test_decay_reads_no_further_back_than_its_lookback():
     rng = np.random.default_rng(0)
     x, y = (rng.uniform(-1, 1, (256, 900)).astype(np.float32) for _ in range(2))
     k = audio.decay_lookback(SPEC, 40.0, 20.0, 0.0)
-    assert k == int(np.ceil((20 + 40 / 0.5) / 40 * SPEC.sample_rate / SPEC.hop_length))  # the slowest bin's span
+    line = int(np.ceil((20 + 40 / 0.5) / 40 * SPEC.sample_rate / SPEC.hop_length))  # the slowest bin's span
+    assert k == line + audio.DECAY_HOLD + 1  # and the onset test's frames before it
     whole = audio.decay(y, x, SPEC, 40.0, 20.0, 0.0)
     start = 900 - 300
-    part = audio.decay(y[:, start - k - 5:], x[:, start - k - 5:], SPEC, 40.0, 20.0, 0.0)  # + the onset's 5 frames
-    np.testing.assert_allclose(part[:, k + 5:], whole[:, start:], atol=1e-6)
-    tail = audio.decay(y[:, start - k - 5:], x[:, start - k - 5:], SPEC, 40.0, 20.0, 0.0, last=300)  # as a stream asks
-    np.testing.assert_array_equal(tail, part[:, k + 5:])
+    part = audio.decay(y[:, start - k:], x[:, start - k:], SPEC, 40.0, 20.0, 0.0)
+    np.testing.assert_allclose(part[:, k:], whole[:, start:], atol=1e-6)
+    tail = audio.decay(y[:, start - k:], x[:, start - k:], SPEC, 40.0, 20.0, 0.0, last=300)  # as a stream asks
+    np.testing.assert_array_equal(tail, part[:, k:])
     assert not np.allclose(whole, y)  # the decay did bite
     with pytest.raises(ValueError, match="a decay needs a rate and a cut > 0 and a frequency >= 0, not 0.0, 20.0, 0.0"):
         audio.decay(y, x, SPEC, 0.0, 20.0, 0.0)
