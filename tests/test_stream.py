@@ -112,7 +112,7 @@ def test_the_decay_streams_like_the_offline_cut(tiny_weights: Path, example_clip
                                                 sizes: list[int], step: float, strength: float) -> None:
     tr = Translator(tiny_weights / "piano_guitar", device="cpu")
     tr.cfg.decay_into = "piano"  # the tiny model's config names none
-    guitar = np.tile(audio.load(example_clips["guitar_1"], SR), 2)  # longer than the cut's 2.25 s memory
+    guitar = np.tile(audio.load(example_clips["guitar_1"], SR), 2)  # longer than the cut's 2.28 s memory
     _, gain = audio.normalise(guitar)
     st = StreamingTranslator(tr, reverse=True, gain=gain, step_seconds=step, strength=strength, decay=True)
     assert st.lookahead_seconds == StreamingTranslator(tr, True, step_seconds=step, strength=strength).lookahead_seconds
