@@ -52,7 +52,7 @@ TUNABLE = {
 }
 
 MODEL_FLAGS = {name for name, (section, _) in TUNABLE.items() if section == "model"}
-# the discriminators start fresh with --init-from, and long blocks start as the identity, so these may change
+# with --init-from, discriminators that do not fit start fresh and long blocks start as the identity, so these may change
 FRESH_WITH_INIT = ("ndf", "d_layers", "long_blocks")
 
 
@@ -96,8 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="keep the K newest checkpoints; a damaged newest one falls back to an older (default 3)")
     run.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
                      help="start from an exported model's generators (e.g. weights/piano_guitar), to fine-tune "
-                          "it with other losses or data; its spectrogram and generator settings are kept, the "
-                          "discriminators start fresh (--ndf, --d-layers and --long-blocks may change)")
+                          "it with other losses or data; its spectrogram and generator settings are kept, and its "
+                          "discriminators where it has them and they fit --ndf/--d-layers (else they start fresh; "
+                          "--ndf, --d-layers and --long-blocks may change)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the models: faster steps after minutes of compiling (cached for "

@@ -87,9 +87,9 @@ class TrainConfig:
     # report's metric) or "cbrt" (cube-root magnitudes); see training.cycle_distance.
     cycle_loss: str = "log"
     # Steps at the start of a run in which only the discriminators learn. A fine-tune
-    # (train.py --init-from) starts with random discriminators, whose first gradients
-    # knock a trained generator off course; a warm-up lets them learn its fakes first, but
-    # measured, even 2000 steps did not keep the transfer (docs/evaluation.md).
+    # (train.py --init-from) from a folder without discriminators starts with random ones, whose
+    # first gradients knock a trained generator off course; a warm-up lets them learn its fakes
+    # first, but measured, even 2000 steps did not keep the transfer (docs/evaluation.md).
     d_warmup: int = 0
     pool_size: int = 50
     # With twin folders (train.py --b-twins), the share of B inputs to the B->A generator that are
