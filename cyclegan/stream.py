@@ -94,7 +94,7 @@ class StreamingTranslator:
     step_seconds: run the model only once this much new output is due. Each run also computes
     both contexts, so steps shorter than the look-ahead cost more than they gain in delay.
     strength: as in `Translator.translate`. The Live tab keeps 1 (one pass): a second pass widens
-    the look-ahead (shipped guitar→piano: 0.84 s at 1, 1.19 s at 1.5, with 0.1 s steps).
+    the look-ahead (shipped guitar→piano: 0.82 s at 1, 1.15 s at 1.5, with 0.1 s steps).
     decay: as in `Translator.translate`; it looks only back, so the look-ahead stays.
     """
 
