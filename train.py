@@ -52,7 +52,7 @@ TUNABLE = {
 }
 
 MODEL_FLAGS = {name for name, (section, _) in TUNABLE.items() if section == "model"}
-# with --init-from, discriminators that do not fit start fresh and long blocks start as the identity, so these may change
+# with --init-from, discriminators that do not fit start fresh and new long blocks as the identity: these may change
 FRESH_WITH_INIT = ("ndf", "d_layers", "long_blocks")
 
 
